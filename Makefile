@@ -1,0 +1,52 @@
+# usher: the two commands a new user runs are `make demo` and `make test`.
+# Everything else here is what they are built from.
+SHELL := /bin/bash
+CARGO ?= cargo
+# The nginx module builds against Debian's nginx-dev, configured once into target/.
+export NGINX_BUILD_DIR := $(CURDIR)/target/nginx-build/objs
+
+.PHONY: all deps build build-rust build-nginx build-wasm test test-rust test-configs demo bench fmt lint clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	$(MAKE) build-rust build-nginx build-wasm
+
+build-rust:
+	$(CARGO) build --release
+
+build-nginx:
+	@if [ -f scripts/build-nginx-module.sh ]; then bash scripts/build-nginx-module.sh; fi
+
+build-wasm:
+	@if [ -f scripts/build-wasm.sh ]; then bash scripts/build-wasm.sh; fi
+
+test: build
+	$(MAKE) test-rust test-configs
+
+# One release build serves the binaries and the tests (no second debug build).
+test-rust:
+	$(CARGO) build -p usher-core --target wasm32-wasip1
+	$(CARGO) test --release
+
+test-configs:
+	@if [ -f scripts/validate-configs.sh ]; then bash scripts/validate-configs.sh; fi
+
+demo: build
+	bash scripts/demo.sh
+
+bench: build
+	bash scripts/bench.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

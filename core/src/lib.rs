@@ -1,0 +1,26 @@
+//! usher-core: the logic every usher host shares, with no I/O.
+//!
+//! The nginx module, the Envoy filter, the agent and the control plane all
+//! call into this crate, so a rule is written once and every host agrees on
+//! it. Time and randomness are passed in by the caller; nothing here reads a
+//! clock, a socket or a file, and the crate builds for `wasm32-wasip1`.
+#![forbid(unsafe_code)]
+
+pub mod dynamic_load;
+pub mod front_door;
+pub mod load_metric;
+pub mod model;
+pub mod record;
+pub mod ring;
+pub mod rules;
+pub mod selection;
+pub mod snapshot;
+
+pub use dynamic_load::{dynamic_load_from_delay, DYNAMIC_LOAD_MAX};
+pub use front_door::{FrontDoor, FrontDoorServer, Pick};
+pub use load_metric::{bump, load_metric, scale_capacity};
+pub use model::{AppMode, ModelError};
+pub use record::{decode_batch, encode_batch, DecodeError, Field, FieldMask, RequestRecord};
+pub use rules::RedirectRules;
+pub use selection::IntervalTable;
+pub use snapshot::{AppView, RedirectOrder, ServerView, Snapshot, SnapshotError, WsiOrders};
