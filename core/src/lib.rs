@@ -6,10 +6,12 @@
 //! clock, a socket or a file, and the crate builds for `wasm32-wasip1`.
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod dynamic_load;
 pub mod front_door;
 pub mod load_metric;
 pub mod model;
+pub mod probe;
 pub mod record;
 pub mod ring;
 pub mod rules;

@@ -1,0 +1,208 @@
+//! Probe arithmetic: queue length and queue delay of one web server from a
+//! probe request the agent sent and found again in the server's records.
+//!
+//! The agent sends `GET /health?usher-probe=<seq>` at `sent_us`. The web
+//! server interface records the probe like any request (start time and
+//! processing time). When the queue sits in front of the interface (a
+//! server's accept queue), the probe's recorded start is when it left the
+//! queue. When the queue sits behind it (nginx in front of an application
+//! with a bounded worker pool), the record starts on arrival and the waiting
+//! shows up in the processing time; so the probe's *effective start* is its
+//! completion minus the probe's own service time (`baseline_us`, the least
+//! probe processing time seen lately, see [`Baseline`]), whichever is later.
+//!
+//! * queue delay = effective start − send time;
+//! * queue length = records of the same server that completed after the
+//!   probe was sent and no later than its effective start.
+//!
+//! Pure: the caller passes every time in (microseconds on one clock).
+
+/// The query parameter that marks a probe request.
+pub const PROBE_PARAM: &str = "usher-probe=";
+
+/// Finds a probe sequence number in a request line or path
+/// (`GET /health?usher-probe=42 HTTP/1.1` → `Some(42)`).
+pub fn parse_probe_seq(text: &str) -> Option<u64> {
+    let at = text.find(PROBE_PARAM)? + PROBE_PARAM.len();
+    let digits: &str = &text[at..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// One probe found in the record stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSighting {
+    /// When the agent sent the probe.
+    pub sent_us: u64,
+    /// The probe record's start time.
+    pub start_us: u64,
+    /// The probe record's processing time.
+    pub processing_us: u64,
+}
+
+impl ProbeSighting {
+    /// The probe's completion time.
+    pub fn completed_us(&self) -> u64 {
+        self.start_us.saturating_add(self.processing_us)
+    }
+
+    /// Start of the probe's own service: its recorded start, or its
+    /// completion minus its service time when that is later.
+    pub fn effective_start_us(&self, baseline_us: u64) -> u64 {
+        self.start_us
+            .max(self.completed_us().saturating_sub(baseline_us))
+    }
+}
+
+/// What a probe measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueEstimate {
+    /// Requests served ahead of the probe while it waited.
+    pub queue_length: u32,
+    /// Time from sending the probe to the start of its own service.
+    pub queue_delay_us: u64,
+}
+
+/// Computes queue length and delay.
+///
+/// `completions_us` are the completion times (start + processing) of the
+/// server's other records in any order; the probe's own record must not be
+/// among them.
+pub fn estimate(
+    probe: ProbeSighting,
+    baseline_us: u64,
+    completions_us: impl IntoIterator<Item = u64>,
+) -> QueueEstimate {
+    let start = probe.effective_start_us(baseline_us);
+    let length = completions_us
+        .into_iter()
+        .filter(|&c| c > probe.sent_us && c <= start)
+        .count();
+    QueueEstimate {
+        queue_length: u32::try_from(length).unwrap_or(u32::MAX),
+        queue_delay_us: start.saturating_sub(probe.sent_us),
+    }
+}
+
+/// The probe's own service time: the least probe processing time among the
+/// last `window` probes (an idle moment shows it; a slower app raises it
+/// only after `window` probes).
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    window: usize,
+    recent: std::collections::VecDeque<u64>,
+}
+
+impl Baseline {
+    /// A baseline over the last `window` probes (at least 1).
+    pub fn new(window: usize) -> Baseline {
+        Baseline {
+            window: window.max(1),
+            recent: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Adds one probe's processing time.
+    pub fn push(&mut self, processing_us: u64) {
+        if self.recent.len() == self.window {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(processing_us);
+    }
+
+    /// The current baseline; 0 before any probe.
+    pub fn get(&self) -> u64 {
+        self.recent.iter().copied().min().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_probe_numbers() {
+        assert_eq!(
+            parse_probe_seq("GET /health?usher-probe=42 HTTP/1.1"),
+            Some(42)
+        );
+        assert_eq!(parse_probe_seq("/health?a=1&usher-probe=7&b=2"), Some(7));
+        assert_eq!(parse_probe_seq("/health?usher-probe=x"), None);
+        assert_eq!(parse_probe_seq("/health"), None);
+        assert_eq!(
+            parse_probe_seq("/h?usher-probe=99999999999999999999999"),
+            None
+        );
+    }
+
+    /// Queue in front of the interface: the record's start is when the probe
+    /// left the queue. Sent at 1000, started at 31000: 30 ms delay; three
+    /// records completed in between (1000 itself and 40000 are outside).
+    #[test]
+    fn worked_example_queue_in_front() {
+        let p = ProbeSighting {
+            sent_us: 1_000,
+            start_us: 31_000,
+            processing_us: 10_000,
+        };
+        let e = estimate(p, 10_000, [1_000, 5_000, 20_000, 31_000, 40_000]);
+        assert_eq!(
+            e,
+            QueueEstimate {
+                queue_length: 3,
+                queue_delay_us: 30_000
+            }
+        );
+    }
+
+    /// Queue behind the interface: nginx starts the record on arrival and
+    /// the app's pool made the probe wait. Worker pool of 4, service 10 ms,
+    /// 8 clients: the probe waited 20 ms behind 8 completions (two waves of
+    /// four) and then took its own 10 ms.
+    #[test]
+    fn worked_example_queue_behind() {
+        let p = ProbeSighting {
+            sent_us: 100_000,
+            start_us: 100_050,
+            processing_us: 30_050,
+        };
+        let waves = [105_000u64; 4].into_iter().chain([115_000u64; 4]);
+        let others = waves.chain([125_000, 125_000, 125_000]);
+        let e = estimate(p, 10_000, others);
+        assert_eq!(e.queue_delay_us, 20_100);
+        assert_eq!(e.queue_length, 8);
+    }
+
+    #[test]
+    fn baseline_is_the_recent_minimum() {
+        let mut b = Baseline::new(3);
+        assert_eq!(b.get(), 0);
+        for v in [500, 300, 400] {
+            b.push(v);
+        }
+        assert_eq!(b.get(), 300);
+        b.push(600);
+        b.push(700);
+        assert_eq!(b.get(), 400);
+        b.push(800);
+        assert_eq!(b.get(), 600);
+    }
+
+    proptest! {
+        #[test]
+        fn bounded_and_never_panics(sent in any::<u64>(), start in any::<u64>(), proc_ in any::<u64>(),
+                                    base in any::<u64>(), cs in proptest::collection::vec(any::<u64>(), 0..50)) {
+            let p = ProbeSighting { sent_us: sent, start_us: start, processing_us: proc_ };
+            let e = estimate(p, base, cs.iter().copied());
+            prop_assert!(e.queue_length as usize <= cs.len());
+            prop_assert!(e.queue_delay_us <= p.effective_start_us(base));
+            // A longer service baseline never makes the delay longer.
+            let e2 = estimate(p, base.saturating_add(1000), cs.iter().copied());
+            prop_assert!(e2.queue_delay_us <= e.queue_delay_us);
+            prop_assert!(e2.queue_length <= e.queue_length);
+        }
+    }
+}
