@@ -1,0 +1,154 @@
+//! ACCESS phase: the redirect of the server role and the pick of the
+//! interceptor role.
+//!
+//! Server role: when the current snapshot orders a redirect and the rules
+//! allow it for this request (`RedirectRules::may_redirect`, checked against
+//! both the configured and the pushed rules), answer 302 to the target joined
+//! with the request's own path and query; otherwise serve.
+//!
+//! Interceptor role: pick a server with the application's `FrontDoor` and a
+//! per-worker random draw, then 302 to it (redirect mode) or hand its URL to
+//! `proxy_pass $usher_upstream` (proxy mode); a disabled application or one
+//! without an available server gets the sorry page with 503.
+
+use ngx::ffi::{
+    ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_request_t, ngx_int_t,
+    NGX_DECLINED, NGX_DONE, NGX_HTTP_SERVICE_UNAVAILABLE,
+};
+use ngx::http::HttpModuleLocationConf;
+use usher_core::model::{join_url, AppMode};
+use usher_core::Pick;
+
+use crate::conf::{LocConf, Role};
+use crate::module::Module;
+use crate::net;
+use crate::shared::{count, Counter};
+
+const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
+
+/// The built-in sorry page.
+const SORRY_PAGE: &str = "<!doctype html><html><head><title>Service unavailable</title></head>\
+<body><h1>Sorry</h1><p>This service is not available right now. Please try again in a moment.</p></body></html>\n";
+
+/// ACCESS phase handler.
+///
+/// # Safety
+/// nginx calls it with a valid request.
+pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    crate::guard(DECLINED, || {
+        // SAFETY: nginx passes a valid request; its location configuration
+        // is this module's `LocConf`.
+        unsafe {
+            if !std::ptr::eq(r, (*r).main) {
+                return DECLINED;
+            }
+            let Some(conf) = Module::location_conf(&*r) else {
+                return DECLINED;
+            };
+            if conf.command {
+                return DECLINED;
+            }
+            match conf.role() {
+                Role::Off => DECLINED,
+                Role::Server => server(r, conf),
+                Role::Interceptor => interceptor(r, conf),
+            }
+        }
+    })
+}
+
+/// The path and query as the client sent them.
+fn unparsed_uri(r: &ngx_http_request_t) -> String {
+    net::text(&r.unparsed_uri)
+}
+
+/// # Safety
+/// `r` must be a valid main request.
+unsafe fn server(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
+    // SAFETY: the caller's contract.
+    let req = unsafe { &*r };
+    let target = crate::worker::with(|w| {
+        w.refresh();
+        let orders = w.snapshot.as_ref()?.orders.as_ref()?;
+        let target = orders.redirect.as_ref()?.target.clone();
+        Some((target, orders.rules.clone()))
+    })
+    .flatten();
+    let Some((target, pushed_rules)) = target else {
+        return DECLINED;
+    };
+    let path = String::from_utf8_lossy(net::bytes(&req.uri)).into_owned();
+    // SAFETY: a valid request.
+    let cookies = unsafe { net::cookies(r) };
+    let cookie = cookies.as_deref();
+    if !conf.rules.may_redirect(&path, cookie) || !pushed_rules.may_redirect(&path, cookie) {
+        return DECLINED;
+    }
+    count(Counter::Redirects);
+    // SAFETY: a valid request whose header was not sent.
+    unsafe { crate::respond::redirect(r, &join_url(&target, &unparsed_uri(req))) }
+}
+
+enum Decision {
+    Redirect(String),
+    Proxy(String),
+    Sorry(Option<String>),
+}
+
+/// # Safety
+/// `r` must be a valid main request.
+unsafe fn interceptor(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
+    let Some(app) = conf.app.as_deref() else {
+        return DECLINED;
+    };
+    let decision = crate::worker::with(|w| {
+        w.refresh();
+        let now = w.now_secs();
+        let draw = w.draw();
+        let door = w.door(app, conf.static_app.as_ref())?;
+        Some(match door.pick(now, draw) {
+            Pick::Server(i) => {
+                let url = door.servers().get(i)?.url.clone();
+                match door.mode {
+                    AppMode::Redirect => Decision::Redirect(url),
+                    AppMode::Proxy => Decision::Proxy(url),
+                }
+            }
+            Pick::Disabled | Pick::NoServer => Decision::Sorry(door.sorry_page.clone()),
+        })
+    })
+    .flatten();
+    // SAFETY: the caller's contract.
+    let req = unsafe { &*r };
+    match decision {
+        None => DECLINED,
+        Some(Decision::Redirect(url)) => {
+            count(Counter::Picks);
+            // SAFETY: a valid request whose header was not sent.
+            unsafe { crate::respond::redirect(r, &join_url(&url, &unparsed_uri(req))) }
+        }
+        Some(Decision::Proxy(url)) => {
+            count(Counter::Picks);
+            // SAFETY: a valid request.
+            unsafe { crate::variable::set_upstream(r, url.trim_end_matches('/')) };
+            DECLINED
+        }
+        Some(Decision::Sorry(page)) => {
+            count(Counter::Sorry);
+            let body = page.as_deref().unwrap_or(SORRY_PAGE);
+            // SAFETY: a valid request; we answer it completely here and
+            // finalize it ourselves, so the phase engine must stop (NGX_DONE).
+            unsafe {
+                ngx_http_discard_request_body(r);
+                let rc = crate::respond::send(
+                    r,
+                    NGX_HTTP_SERVICE_UNAVAILABLE as usize,
+                    "text/html; charset=utf-8",
+                    body.as_bytes(),
+                );
+                ngx_http_finalize_request(r, rc);
+            }
+            NGX_DONE as ngx_int_t
+        }
+    }
+}
