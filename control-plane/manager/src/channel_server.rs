@@ -1,0 +1,373 @@
+//! `GET /api/v1/agent/channel`: the WebSocket every agent dials.
+//!
+//! The agent presents `Authorization: Bearer <agent token>` and starts with
+//! `hello`; the manager answers `welcome` with the highest sequence number
+//! it already stored for that agent. Reports, record batches and events go
+//! to the logging database and are acknowledged (cumulatively) once they
+//! are committed. Pings are answered; anything that does not parse is
+//! logged and skipped, never fatal.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use usher_core::channel::{
+    self, base64_decode, event_type, AgentMessage, Hello, ManagerMessage, Report, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+};
+use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::http::StatusCode;
+use warp::{filters::BoxedFilter, Filter, Reply};
+
+use crate::logdb::{now_us, Write};
+use crate::state::{lock, AgentConn, Manager, ServerState};
+use crate::token::bearer_matches;
+
+/// How long a new connection may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The channel route; mount it next to the control plane's routes.
+pub fn channel_route(m: Manager) -> BoxedFilter<(Box<dyn Reply>,)> {
+    warp::path!("api" / "v1" / "agent" / "channel")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::ws())
+        .map(move |auth: Option<String>, ws: Ws| -> Box<dyn Reply> {
+            if !bearer_matches(auth.as_deref(), m.agent_token()) {
+                tracing::warn!("agent channel refused: missing or wrong agent token");
+                let body =
+                    serde_json::json!({"error": "authorization: missing or wrong agent token"});
+                return Box::new(warp::reply::with_status(
+                    warp::reply::json(&body),
+                    StatusCode::UNAUTHORIZED,
+                ));
+            }
+            let m = m.clone();
+            Box::new(
+                ws.max_message_size(MAX_FRAME_BYTES)
+                    .max_frame_size(MAX_FRAME_BYTES)
+                    .on_upgrade(move |socket| serve(m, socket)),
+            )
+        })
+        .boxed()
+}
+
+fn text_of(msg: &Message) -> Option<&str> {
+    if msg.is_text() {
+        msg.to_str().ok()
+    } else {
+        None
+    }
+}
+
+async fn read_hello(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+) -> Result<Hello, String> {
+    let first = tokio::time::timeout(HELLO_TIMEOUT, stream.next())
+        .await
+        .map_err(|_| "no hello in time".to_string())?
+        .ok_or("closed before hello")?
+        .map_err(|e| e.to_string())?;
+    let text = text_of(&first).ok_or("first frame is not text")?;
+    match channel::decode::<AgentMessage>(text).map_err(|e| e.to_string())? {
+        AgentMessage::Hello(h) => {
+            if h.protocol != PROTOCOL_VERSION {
+                return Err(format!(
+                    "hello.protocol {} is not {PROTOCOL_VERSION}",
+                    h.protocol
+                ));
+            }
+            if h.agent_id.is_empty() || h.agent_id.len() > 128 {
+                return Err("hello.agent_id: must be 1..=128 characters".into());
+            }
+            Ok(h)
+        }
+        _ => Err("first message is not hello".into()),
+    }
+}
+
+async fn serve(m: Manager, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let hello = match read_hello(&mut stream).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!("agent channel closed: {e}");
+            if let Err(e) = sink.send(Message::close_with(1008u16, e)).await {
+                tracing::debug!("close not sent: {e}");
+            }
+            return;
+        }
+    };
+    let agent_id = hello.agent_id.clone();
+    let conn_id = m.inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::unbounded_channel::<ManagerMessage>();
+    register(&m, &hello, conn_id, tx.clone()).await;
+
+    match m.logdb().stored_seq(&agent_id).await {
+        Ok(stored_seq) => {
+            if tx
+                .send(ManagerMessage::Welcome {
+                    agent_id: agent_id.clone(),
+                    stored_seq,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        Err(e) => {
+            tracing::error!("agent {agent_id}: cannot read stored sequence: {e}");
+            return;
+        }
+    }
+
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if let Err(e) = sink.send(Message::text(channel::encode(&msg))).await {
+                tracing::debug!("agent channel send failed: {e}");
+                break;
+            }
+        }
+        if let Err(e) = sink.close().await {
+            tracing::debug!("agent channel close: {e}");
+        }
+    });
+
+    while let Some(item) = stream.next().await {
+        let msg = match item {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::info!("agent {agent_id}: channel error: {e}");
+                break;
+            }
+        };
+        if msg.is_close() {
+            break;
+        }
+        touch(&m, &agent_id, conn_id);
+        let Some(text) = text_of(&msg) else { continue };
+        match channel::decode::<AgentMessage>(text) {
+            Ok(msg) => handle(&m, &agent_id, &tx, msg).await,
+            Err(e) => tracing::warn!("agent {agent_id}: bad frame skipped: {e}"),
+        }
+    }
+
+    // Gone: only if this connection is still the agent's current one.
+    {
+        let mut agents = lock(&m.inner.agents);
+        if agents.get(&agent_id).map(|a| a.conn_id) == Some(conn_id) {
+            agents.remove(&agent_id);
+            lock(&m.inner.gone).insert(agent_id.clone(), Instant::now());
+        }
+    }
+    drop(tx);
+    writer.abort();
+    tracing::info!("agent {agent_id} disconnected");
+    m.wake();
+}
+
+async fn register(
+    m: &Manager,
+    hello: &Hello,
+    conn_id: u64,
+    tx: mpsc::UnboundedSender<ManagerMessage>,
+) {
+    let agent_id = hello.agent_id.clone();
+    let servers: Vec<String> = hello.servers.iter().map(|s| s.name.clone()).collect();
+    lock(&m.inner.agents).insert(
+        agent_id.clone(),
+        AgentConn {
+            conn_id,
+            tx,
+            last_heard: Instant::now(),
+            pinged: false,
+            servers: servers.clone(),
+        },
+    );
+    lock(&m.inner.gone).remove(&agent_id);
+    {
+        let mut states = lock(&m.inner.servers);
+        for s in &servers {
+            let st = states.entry(s.clone()).or_insert_with(|| ServerState {
+                agent_id: agent_id.clone(),
+                latest: None,
+                probe_failure: None,
+                failed: None,
+                load: None,
+            });
+            st.agent_id = agent_id.clone();
+        }
+    }
+    let writes = [
+        Write::Agent {
+            agent_id: agent_id.clone(),
+            host_id: hello.facts.host_id.clone(),
+            host_name: hello.facts.host_name.clone(),
+            servers: serde_json::to_string(&hello.servers).unwrap_or_default(),
+        },
+        Write::Facts {
+            agent_id: agent_id.clone(),
+            facts: hello.facts.clone(),
+        },
+    ];
+    for w in writes {
+        if let Err(e) = m.logdb().write(w, None).await {
+            tracing::error!("agent {agent_id}: registration not logged: {e}");
+        }
+    }
+    m.inner.listener.agent_hello(hello);
+    m.raise_event(
+        &agent_id,
+        event_type::AGENT_CONNECTED,
+        format!(
+            "agent {agent_id} on {} connected with servers {servers:?}",
+            hello.facts.host_name
+        ),
+    )
+    .await;
+}
+
+fn touch(m: &Manager, agent_id: &str, conn_id: u64) {
+    let mut agents = lock(&m.inner.agents);
+    if let Some(a) = agents.get_mut(agent_id) {
+        if a.conn_id == conn_id {
+            a.last_heard = Instant::now();
+            a.pinged = false;
+        }
+    }
+}
+
+/// True when a time stamp is recent enough to describe the present (not a
+/// message replayed from the agent's spool after an outage).
+fn is_live(m: &Manager, time_us: u64) -> bool {
+    now_us().saturating_sub(time_us) <= m.config().silent_after_ms.saturating_mul(1000)
+}
+
+fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
+    if !is_live(m, report.interval_stop_us) {
+        return false;
+    }
+    let mut changed = false;
+    let mut states = lock(&m.inner.servers);
+    for agg in &report.servers {
+        let st = states
+            .entry(agg.server.clone())
+            .or_insert_with(|| ServerState {
+                agent_id: agent_id.to_string(),
+                latest: None,
+                probe_failure: None,
+                failed: None,
+                load: None,
+            });
+        match agg.probe_ok {
+            Some(false) if st.probe_failure.is_none() => {
+                st.probe_failure = Some(
+                    agg.probe_error
+                        .clone()
+                        .unwrap_or_else(|| "probe failed".into()),
+                );
+                changed = true;
+            }
+            Some(true) if st.probe_failure.is_some() => {
+                st.probe_failure = None;
+                changed = true;
+            }
+            _ => {}
+        }
+        st.latest = Some((Instant::now(), agg.clone()));
+    }
+    changed
+}
+
+async fn handle(
+    m: &Manager,
+    agent_id: &str,
+    tx: &mpsc::UnboundedSender<ManagerMessage>,
+    msg: AgentMessage,
+) {
+    let ack = |seq: u64| -> Option<Box<dyn FnOnce() + Send>> {
+        let tx = tx.clone();
+        Some(Box::new(move || {
+            if tx.send(ManagerMessage::Ack { seq }).is_err() {
+                tracing::debug!("ack {seq} not sent: channel closed");
+            }
+        }))
+    };
+    let agent = agent_id.to_string();
+    let write = match msg {
+        AgentMessage::Report(report) => {
+            if apply_report(m, agent_id, &report) {
+                m.wake();
+            }
+            let seq = report.seq;
+            Some((
+                Write::Report {
+                    agent_id: agent,
+                    report,
+                },
+                ack(seq),
+            ))
+        }
+        AgentMessage::Records(r) => {
+            let batch = base64_decode(&r.batch).unwrap_or_else(|| {
+                tracing::warn!(
+                    "agent {agent_id}: records {} are not base64; skipped",
+                    r.seq
+                );
+                Vec::new()
+            });
+            Some((
+                Write::Records {
+                    agent_id: agent,
+                    seq: r.seq,
+                    server: r.server,
+                    batch,
+                },
+                ack(r.seq),
+            ))
+        }
+        AgentMessage::Event(event) => {
+            if is_live(m, event.time_occurred_us) {
+                let code = event.type_code;
+                if code == event_type::PROBE_FAILED.0 || code == event_type::PROBE_RECOVERED.0 {
+                    let mut states = lock(&m.inner.servers);
+                    if let Some(st) = states.get_mut(&event.origin_id) {
+                        st.probe_failure =
+                            (code == event_type::PROBE_FAILED.0).then(|| event.text.clone());
+                    }
+                    drop(states);
+                    m.wake();
+                }
+            }
+            let seq = event.seq;
+            Some((
+                Write::Event {
+                    agent_id: agent,
+                    event,
+                },
+                ack(seq),
+            ))
+        }
+        AgentMessage::Ping { nonce } => {
+            if tx.send(ManagerMessage::Pong { nonce }).is_err() {
+                tracing::debug!("pong not sent");
+            }
+            None
+        }
+        AgentMessage::Pong { .. } | AgentMessage::Hello(_) => None,
+        AgentMessage::CommandResult(r) => {
+            if let Some(waiter) = lock(&m.inner.pending).remove(&r.id) {
+                if waiter.send(r).is_err() {
+                    tracing::debug!("command waiter went away");
+                }
+            }
+            None
+        }
+    };
+    if let Some((w, done)) = write {
+        if let Err(e) = m.logdb().write(w, done).await {
+            tracing::error!("agent {agent_id}: not logged: {e}");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! usher-manager: the control plane's manager logic.
+//!
+//! Agents dial in over one WebSocket each ([`channel_server`]); what they
+//! send goes into the logging database ([`logdb`], its own SQLite file,
+//! written in batches on a dedicated thread); every interval [`loadcalc`]
+//! turns the latest figures into a dynamic load value per server, marks
+//! failed servers and tells the control plane through [`LoadListener`];
+//! [`queries`] serves the log over the admin API.
+//!
+//! The control plane mounts [`channel_route`] and [`api_routes`] next to its
+//! own routes and calls [`Manager::spawn`] once at start.
+#![forbid(unsafe_code)]
+
+pub mod channel_server;
+pub mod config;
+pub mod loadcalc;
+pub mod logdb;
+pub mod queries;
+pub mod state;
+pub mod token;
+
+pub use channel_server::channel_route;
+pub use config::{LoadSource, ManagerConfig};
+pub use loadcalc::ServerStatus;
+pub use logdb::LogDb;
+pub use queries::{api_routes, AuthCheck};
+pub use state::{LoadListener, Manager, ManagerError, NoListener};

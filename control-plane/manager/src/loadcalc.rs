@@ -1,0 +1,273 @@
+//! Every interval: each server's dynamic load value, and which servers
+//! failed (probe failed, or their agent went silent after a ping).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use usher_core::channel::{event_type, ManagerMessage, ServerAggregate};
+use usher_core::dynamic_load_from_delay;
+
+use crate::config::{LoadSource, ManagerConfig};
+use crate::logdb::{now_us, Sample, Write};
+use crate::state::{lock, Manager, ServerState};
+
+/// One server's status at one interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerStatus {
+    pub server: String,
+    pub agent_id: String,
+    /// Dynamic load value 1..=10000; `None` when nothing was measured lately.
+    pub dynamic_load: Option<u32>,
+    /// The delay the value came from, in microseconds.
+    pub delay_us: Option<u64>,
+    /// True when the server must leave rotation.
+    pub failed: bool,
+    pub reason: Option<String>,
+}
+
+/// The delay a server's figures stand for, by the configured source.
+pub fn delay_of(agg: &ServerAggregate, source: LoadSource) -> u64 {
+    let queue = agg.queue_delay_us;
+    match source {
+        LoadSource::QueueDelay => queue.unwrap_or(agg.mean_us),
+        LoadSource::ProcessingTime => agg.mean_us,
+        LoadSource::Sum => queue.unwrap_or(0).saturating_add(agg.mean_us),
+    }
+}
+
+/// Computes every server's status (pure: the caller passes the clock and
+/// which agents are alive).
+pub(crate) fn compute(
+    now: Instant,
+    cfg: &ManagerConfig,
+    servers: &HashMap<String, ServerState>,
+    alive: &HashSet<String>,
+) -> Vec<ServerStatus> {
+    let half_at_us = (cfg.half_at_ms * 1000.0).max(1.0) as u64;
+    let fresh = Duration::from_millis(cfg.silent_after_ms);
+    let mut out: Vec<ServerStatus> = servers
+        .iter()
+        .map(|(name, st)| {
+            let latest = st
+                .latest
+                .as_ref()
+                .filter(|(at, _)| now.saturating_duration_since(*at) <= fresh)
+                .map(|(_, agg)| agg);
+            let delay = latest.map(|agg| delay_of(agg, cfg.load_source));
+            let reason = if !alive.contains(&st.agent_id) {
+                Some(format!("agent {} is silent", st.agent_id))
+            } else {
+                st.probe_failure
+                    .clone()
+                    .map(|r| format!("probe failed: {r}"))
+            };
+            ServerStatus {
+                server: name.clone(),
+                agent_id: st.agent_id.clone(),
+                dynamic_load: delay.map(|d| dynamic_load_from_delay(d, half_at_us)),
+                delay_us: delay,
+                failed: reason.is_some(),
+                reason,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.server.cmp(&b.server));
+    out
+}
+
+/// The load loop: runs every interval and whenever woken.
+pub async fn run(m: Manager, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    let cfg = m.config().clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(cfg.interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut silent: HashSet<String> = HashSet::new();
+    let mut last_start = now_us();
+    loop {
+        let ticked = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => true,
+            _ = m.inner.wake.notified() => false,
+        };
+        let now = Instant::now();
+        let ping_after = Duration::from_millis(cfg.ping_after_ms);
+        let silent_after = Duration::from_millis(cfg.silent_after_ms);
+        let mut alive = HashSet::new();
+        let mut newly_silent = Vec::new();
+        {
+            let mut agents = lock(&m.inner.agents);
+            for (id, a) in agents.iter_mut() {
+                let quiet = now.saturating_duration_since(a.last_heard);
+                if quiet >= ping_after && !a.pinged {
+                    a.pinged = true;
+                    if a.tx.send(ManagerMessage::Ping { nonce: now_us() }).is_err() {
+                        tracing::debug!("ping to {id} not sent");
+                    }
+                }
+                if quiet < silent_after {
+                    alive.insert(id.clone());
+                }
+            }
+        }
+        for id in lock(&m.inner.gone).keys() {
+            if !alive.contains(id) && silent.insert(id.clone()) {
+                newly_silent.push(id.clone());
+            }
+        }
+        {
+            let agents = lock(&m.inner.agents);
+            for id in agents.keys() {
+                if !alive.contains(id) && silent.insert(id.clone()) {
+                    newly_silent.push(id.clone());
+                }
+            }
+        }
+        silent.retain(|id| !alive.contains(id));
+        for id in newly_silent {
+            m.raise_event(
+                &id,
+                event_type::AGENT_SILENT,
+                format!("agent {id} is silent"),
+            )
+            .await;
+        }
+
+        let (statuses, transitions) = {
+            let mut servers = lock(&m.inner.servers);
+            let statuses = compute(now, &cfg, &servers, &alive);
+            let mut transitions = Vec::new();
+            for s in &statuses {
+                if let Some(st) = servers.get_mut(&s.server) {
+                    st.load = s.dynamic_load;
+                    if st.failed != s.reason {
+                        if st.failed.is_some() != s.reason.is_some() {
+                            transitions.push((s.server.clone(), s.reason.clone()));
+                        }
+                        st.failed = s.reason.clone();
+                    }
+                }
+            }
+            (statuses, transitions)
+        };
+        *lock(&m.inner.statuses) = statuses.clone();
+        m.inner.listener.statuses(&statuses);
+        for (server, reason) in transitions {
+            match reason {
+                Some(r) => {
+                    m.inner.listener.server_failed(&server, &r);
+                    m.raise_event(
+                        &server,
+                        event_type::SERVER_FAILED,
+                        format!("server {server} failed: {r}"),
+                    )
+                    .await;
+                }
+                None => {
+                    m.inner.listener.server_recovered(&server);
+                    m.raise_event(
+                        &server,
+                        event_type::SERVER_RECOVERED,
+                        format!("server {server} recovered"),
+                    )
+                    .await;
+                }
+            }
+        }
+        if ticked {
+            let stop = now_us();
+            let samples: Vec<Sample> = statuses
+                .iter()
+                .filter_map(|s| {
+                    s.dynamic_load.map(|l| Sample {
+                        component: format!("server:{}", s.server),
+                        metric: "dynamic_load".into(),
+                        interval_start_us: last_start,
+                        interval_stop_us: stop,
+                        value: f64::from(l),
+                    })
+                })
+                .collect();
+            last_start = stop;
+            if !samples.is_empty() {
+                if let Err(e) = m.logdb().write(Write::Samples(samples), None).await {
+                    tracing::error!("dynamic load samples not logged: {e}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(agent: &str, agg: Option<ServerAggregate>, at: Instant) -> ServerState {
+        ServerState {
+            agent_id: agent.into(),
+            latest: agg.map(|a| (at, a)),
+            probe_failure: None,
+            failed: None,
+            load: None,
+        }
+    }
+
+    #[test]
+    fn loads_failures_and_staleness() {
+        let now = Instant::now();
+        let cfg = ManagerConfig::default(); // half at 10 ms, sum of queue + mean
+        let fast = ServerAggregate {
+            server: "a".into(),
+            mean_us: 10_000,
+            queue_delay_us: Some(0),
+            ..Default::default()
+        };
+        let slow = ServerAggregate {
+            server: "b".into(),
+            mean_us: 50_000,
+            queue_delay_us: Some(20_000),
+            ..Default::default()
+        };
+        let mut servers = HashMap::new();
+        servers.insert("a".to_string(), state("ag1", Some(fast), now));
+        servers.insert("b".to_string(), state("ag1", Some(slow), now));
+        servers.insert("c".to_string(), state("ag2", None, now));
+        let mut broken = state("ag1", None, now);
+        broken.probe_failure = Some("status 500".into());
+        servers.insert("d".to_string(), broken);
+        let alive: HashSet<String> = ["ag1".to_string()].into();
+        let st = compute(now, &cfg, &servers, &alive);
+        assert_eq!(st[0].dynamic_load, Some(5_000)); // 10 ms at half 10 ms
+        assert_eq!(st[1].dynamic_load, Some(1_250)); // 70 ms: 10000*10/80
+        assert_eq!(st[1].delay_us, Some(70_000));
+        assert!(!st[0].failed && !st[1].failed);
+        assert!(
+            st[2].failed
+                && st[2]
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("silent"))
+        );
+        assert!(st[3].failed && st[3].reason.as_deref().is_some_and(|r| r.contains("500")));
+        // A report older than silent_after no longer counts.
+        let later = now + Duration::from_millis(cfg.silent_after_ms + 1);
+        assert_eq!(compute(later, &cfg, &servers, &alive)[0].dynamic_load, None);
+    }
+
+    #[test]
+    fn sources() {
+        let agg = ServerAggregate {
+            mean_us: 7,
+            queue_delay_us: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(delay_of(&agg, LoadSource::QueueDelay), 5);
+        assert_eq!(delay_of(&agg, LoadSource::ProcessingTime), 7);
+        assert_eq!(delay_of(&agg, LoadSource::Sum), 12);
+        let no_probe = ServerAggregate {
+            mean_us: 7,
+            ..Default::default()
+        };
+        assert_eq!(delay_of(&no_probe, LoadSource::QueueDelay), 7);
+    }
+}

@@ -1,0 +1,274 @@
+//! The manager's live state: connected agents, the latest figures per
+//! server, pending commands, and the hook to the rest of the control plane.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+use usher_core::channel::{
+    AgentCommand, CommandKind, CommandResult, Event, Hello, ManagerMessage, ServerAggregate,
+};
+
+use crate::config::ManagerConfig;
+use crate::loadcalc::ServerStatus;
+use crate::logdb::{now_us, LogDb, LogDbError, Write};
+use crate::token;
+
+/// The control plane's side of the loop: called from the manager's tasks,
+/// so implementations must not block (hand work to a task or a channel).
+pub trait LoadListener: Send + Sync + 'static {
+    /// Every interval: the status of every server an agent reports on.
+    fn statuses(&self, statuses: &[ServerStatus]);
+    /// A server failed (probe failed, agent silent); it should leave rotation.
+    fn server_failed(&self, _server: &str, _reason: &str) {}
+    /// A failed server works again.
+    fn server_recovered(&self, _server: &str) {}
+    /// An agent connected and said who it is (register it and its host).
+    fn agent_hello(&self, _hello: &Hello) {}
+}
+
+/// A listener that ignores everything (tests, standalone use).
+#[derive(Debug, Default)]
+pub struct NoListener;
+
+impl LoadListener for NoListener {
+    fn statuses(&self, _statuses: &[ServerStatus]) {}
+}
+
+/// Why a manager call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("agent token file {path}: {source}")]
+    Token {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    LogDb(#[from] LogDbError),
+    #[error("no connected agent {0}")]
+    NoAgent(String),
+    #[error("no connected agent watches server {0}")]
+    NoServer(String),
+    #[error("agent did not answer command {0} in time")]
+    Timeout(u64),
+}
+
+/// One connected agent.
+pub(crate) struct AgentConn {
+    pub conn_id: u64,
+    pub tx: mpsc::UnboundedSender<ManagerMessage>,
+    pub last_heard: Instant,
+    pub pinged: bool,
+    pub servers: Vec<String>,
+}
+
+/// What the manager knows about one server.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerState {
+    pub agent_id: String,
+    pub latest: Option<(Instant, ServerAggregate)>,
+    /// Failure reported by the agent's probe events, cleared on recovery.
+    pub probe_failure: Option<String>,
+    /// Failure as last announced to the listener.
+    pub failed: Option<String>,
+    pub load: Option<u32>,
+}
+
+pub(crate) struct Inner {
+    pub cfg: ManagerConfig,
+    pub data_dir: PathBuf,
+    pub agent_token: String,
+    pub logdb: LogDb,
+    pub listener: Arc<dyn LoadListener>,
+    pub agents: Mutex<HashMap<String, AgentConn>>,
+    /// Agents that went away, with when they were last heard.
+    pub gone: Mutex<HashMap<String, Instant>>,
+    pub servers: Mutex<HashMap<String, ServerState>>,
+    pub pending: Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
+    pub next_id: AtomicU64,
+    pub event_seq: AtomicU64,
+    pub wake: Notify,
+    pub statuses: Mutex<Vec<ServerStatus>>,
+}
+
+/// The manager (cheap to clone).
+#[derive(Clone)]
+pub struct Manager {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("data_dir", &self.inner.data_dir)
+            .finish()
+    }
+}
+
+/// Locks a mutex, recovering from a poisoned one (a panicked holder left
+/// plain data behind, still usable).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Origin id of the events the manager raises itself.
+pub const MANAGER_ORIGIN: &str = "manager";
+
+impl Manager {
+    /// Opens the logging database and the agent token in `data_dir`. Call
+    /// inside a tokio runtime, then [`Manager::spawn`].
+    pub async fn open(
+        data_dir: &Path,
+        cfg: ManagerConfig,
+        listener: Arc<dyn LoadListener>,
+    ) -> Result<Manager, ManagerError> {
+        let token_path = data_dir.join(token::AGENT_TOKEN_FILE);
+        let agent_token =
+            token::load_or_create(&token_path).map_err(|source| ManagerError::Token {
+                path: token_path.clone(),
+                source,
+            })?;
+        let logdb = LogDb::open(data_dir, cfg.flush_ms, cfg.retention_hours)?;
+        let event_seq = logdb.stored_seq(MANAGER_ORIGIN).await?;
+        Ok(Manager {
+            inner: Arc::new(Inner {
+                cfg,
+                data_dir: data_dir.to_path_buf(),
+                agent_token,
+                logdb,
+                listener,
+                agents: Mutex::new(HashMap::new()),
+                gone: Mutex::new(HashMap::new()),
+                servers: Mutex::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                event_seq: AtomicU64::new(event_seq),
+                wake: Notify::new(),
+                statuses: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Starts the load computation loop; it ends when `shutdown` resolves.
+    pub fn spawn(
+        &self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::loadcalc::run(self.clone(), shutdown))
+    }
+
+    /// The token agents must present (`<data_dir>/agent.token`).
+    pub fn agent_token(&self) -> &str {
+        &self.inner.agent_token
+    }
+
+    /// The logging database.
+    pub fn logdb(&self) -> &LogDb {
+        &self.inner.logdb
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.cfg
+    }
+
+    /// The statuses computed at the last interval.
+    pub fn statuses(&self) -> Vec<ServerStatus> {
+        lock(&self.inner.statuses).clone()
+    }
+
+    /// Ids of the connected agents.
+    pub fn connected_agents(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.inner.agents).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// The agent that watches `server`, if connected.
+    pub fn agent_of(&self, server: &str) -> Option<String> {
+        let agents = lock(&self.inner.agents);
+        agents
+            .iter()
+            .find(|(_, a)| a.servers.iter().any(|s| s == server))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Sends a command to the agent that watches the named server and waits
+    /// for its result.
+    pub async fn command_server(
+        &self,
+        kind: CommandKind,
+        timeout: Duration,
+    ) -> Result<CommandResult, ManagerError> {
+        let server = match &kind {
+            CommandKind::StartServer { server }
+            | CommandKind::StopServer { server, .. }
+            | CommandKind::RestartServer { server }
+            | CommandKind::RelaySnapshot { server, .. } => server.clone(),
+        };
+        let agent = self
+            .agent_of(&server)
+            .ok_or_else(|| ManagerError::NoServer(server.clone()))?;
+        self.command(&agent, kind, timeout).await
+    }
+
+    /// Sends a command to an agent and waits for its result.
+    pub async fn command(
+        &self,
+        agent_id: &str,
+        kind: CommandKind,
+        timeout: Duration,
+    ) -> Result<CommandResult, ManagerError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.pending).insert(id, tx);
+        let sent = {
+            let agents = lock(&self.inner.agents);
+            agents.get(agent_id).map(|a| {
+                a.tx.send(ManagerMessage::Command(AgentCommand { id, kind }))
+                    .is_ok()
+            })
+        };
+        if sent != Some(true) {
+            lock(&self.inner.pending).remove(&id);
+            return Err(ManagerError::NoAgent(agent_id.to_string()));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            _ => {
+                lock(&self.inner.pending).remove(&id);
+                Err(ManagerError::Timeout(id))
+            }
+        }
+    }
+
+    /// Logs an event the manager raised itself (origin = the component).
+    pub async fn raise_event(&self, origin: &str, (code, name): (u32, &str), text: String) {
+        let seq = self.inner.event_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let event = Event {
+            seq,
+            origin_id: origin.to_string(),
+            origin_name: origin.to_string(),
+            type_name: name.to_string(),
+            type_code: code,
+            text,
+            time_occurred_us: now_us(),
+        };
+        tracing::info!("event {name}: {origin}: {}", event.text);
+        let w = Write::Event {
+            agent_id: MANAGER_ORIGIN.to_string(),
+            event,
+        };
+        if let Err(e) = self.inner.logdb.write(w, None).await {
+            tracing::error!("event not logged: {e}");
+        }
+    }
+
+    /// Asks the load loop to run now (a failure was reported).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+}
