@@ -1,1 +1,38 @@
-fn main() {}
+//! `usher`: one binary for every usher component.
+//!
+//! * `usher control --config usher.toml`: the control plane;
+//! * `usher ctl …`: the operator's command line over the admin API.
+//!
+//! Later: `agent`, `watch` (each its own module, dispatched from here).
+#![forbid(unsafe_code)]
+
+mod control;
+mod ctl;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// usher: run a fleet of web servers as one service.
+#[derive(Debug, Parser)]
+#[command(name = "usher", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane (admin API, front doors, snapshot pushes).
+    Control(control::ControlArgs),
+    /// Talk to a running control plane's admin API.
+    Ctl(ctl::CtlArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Control(args) => control::main(args),
+        Command::Ctl(args) => ctl::main(args),
+    }
+}

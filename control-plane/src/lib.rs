@@ -1,1 +1,27 @@
-//! placeholder
+//! usher-control-plane: the manager. Keeps the managed-object database,
+//! serves the admin API, runs a built-in front door per application and
+//! pushes versioned snapshots to every web server interface.
+//!
+//! Data flow: config file → [`store`] (SQLite, one writer thread) → a new
+//! [`model::Fleet`] picture after every commit → [`front_door`] listeners
+//! and [`push`] tasks. The admin [`api`] changes the store; nothing on a
+//! request path touches the database.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod front_door;
+pub mod model;
+pub mod push;
+pub mod run;
+pub mod spec;
+pub mod state;
+pub mod store;
+pub mod token;
+pub mod views;
+
+pub use config::{Config, ConfigError};
+pub use model::{App, Fleet, Server, Wsi, WsiRole};
+pub use run::{run, RunError};
+pub use state::AppState;
+pub use store::{Store, StoreError};

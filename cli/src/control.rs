@@ -1,0 +1,45 @@
+//! `usher control`: runs the control plane until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    /// The config file (TOML); see docs/configuration.md.
+    #[arg(long, short, default_value = "usher.toml")]
+    config: PathBuf,
+    /// Worker threads of the runtime (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn main(args: ControlArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("USHER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all().thread_name("usher-control");
+    if let Some(n) = args.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("usher control: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(usher_control_plane::run(&args.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("usher control: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

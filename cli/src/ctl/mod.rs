@@ -1,0 +1,339 @@
+//! `usher ctl`: the operator's command line over the admin API.
+
+mod client;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use client::{Client, CtlError};
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Base URL of the control plane's admin API.
+    #[arg(long, env = "USHER_URL", default_value = "http://127.0.0.1:7900")]
+    url: String,
+    /// File holding the admin token (`<data_dir>/admin.token`).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Print the API's JSON answer instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, Subcommand)]
+enum What {
+    /// List applications.
+    Apps,
+    /// List servers with their loads and load metrics.
+    Servers,
+    /// List web server interfaces and their last push.
+    Wsis,
+    /// Change an application.
+    #[command(subcommand)]
+    App(AppCmd),
+    /// Change a server.
+    #[command(subcommand)]
+    Server(ServerCmd),
+    /// Change a web server interface.
+    #[command(subcommand)]
+    Wsi(WsiCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCmd {
+    /// Let the front door send users to servers.
+    Enable { name: String },
+    /// Show the sorry page (503) to every new user.
+    Disable { name: String },
+    /// Add an application and start its front door.
+    Add {
+        name: String,
+        /// Front door address, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: String,
+        /// `redirect` or `proxy`.
+        #[arg(long, default_value = "redirect")]
+        mode: String,
+        /// Sorry page file (relative to the control plane's config folder).
+        #[arg(long)]
+        sorry_page: Option<String>,
+        /// A stateful page (repeatable).
+        #[arg(long)]
+        stateful: Vec<String>,
+        /// Load-metric bump per pick.
+        #[arg(long)]
+        epsilon: Option<f64>,
+        /// Seconds for a dynamic load value to age out.
+        #[arg(long)]
+        obsolescence_secs: Option<f64>,
+        /// Concurrent requests the front door serves.
+        #[arg(long)]
+        max_concurrent: Option<u32>,
+        /// Add it disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Remove an application (its servers and WSIs first).
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerCmd {
+    /// Put a server back into rotation.
+    Enable { name: String },
+    /// Take a server out of rotation.
+    Disable { name: String },
+    /// Set the dynamic load value L (0..10000, 10000 = idle).
+    Load { name: String, value: u32 },
+    /// Order the server's WSI to redirect users to another server or to
+    /// `front-door`; `--off` cancels the order.
+    Redirect {
+        name: String,
+        #[arg(required_unless_present = "off")]
+        target: Option<String>,
+        #[arg(long, conflicts_with = "target")]
+        off: bool,
+    },
+    /// Add a server to an application.
+    Add {
+        name: String,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        url: String,
+        /// Static capacity 1..10.
+        #[arg(long)]
+        capacity: u32,
+    },
+    /// Remove a server.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum WsiCmd {
+    /// Register a web server interface to push snapshots to.
+    Add {
+        name: String,
+        /// Command endpoint URL.
+        #[arg(long)]
+        url: String,
+        /// `server` or `interceptor`.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        app: String,
+        /// For role server: the server it sits in.
+        #[arg(long)]
+        server: Option<String>,
+        /// The endpoint's token.
+        #[arg(long, conflicts_with = "wsi_token_file")]
+        token: Option<String>,
+        /// File with the endpoint's token (as the control plane sees it).
+        #[arg(long = "wsi-token-file")]
+        wsi_token_file: Option<String>,
+    },
+    /// Remove a web server interface.
+    Remove { name: String },
+}
+
+fn token(args: &CtlArgs) -> Result<String, CtlError> {
+    if let Some(path) = &args.token_file {
+        let t = std::fs::read_to_string(path).map_err(|e| {
+            CtlError::Local(format!("cannot read token file {}: {e}", path.display()))
+        })?;
+        return Ok(t.trim().to_string());
+    }
+    match std::env::var("USHER_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => Err(CtlError::Local(
+            "no admin token: pass --token-file <data_dir>/admin.token or set USHER_TOKEN".into(),
+        )),
+    }
+}
+
+fn seg(name: &str) -> String {
+    // Names are [A-Za-z0-9._-]; anything else would be refused by the API,
+    // but keep the path well formed whatever was typed.
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// What to print after a successful call.
+enum Show {
+    Apps,
+    Servers,
+    Wsis,
+    Line(String),
+}
+
+fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
+    let c = Client::new(&args.url, token(args)?);
+    Ok(match &args.what {
+        What::Apps => (c.call("GET", "/apps", None)?, Show::Apps),
+        What::Servers => (c.call("GET", "/servers", None)?, Show::Servers),
+        What::Wsis => (c.call("GET", "/wsis", None)?, Show::Wsis),
+        What::App(cmd) => match cmd {
+            AppCmd::Enable { name } => (
+                c.call("POST", &format!("/apps/{}/enable", seg(name)), None)?,
+                Show::Line(format!("app {name} enabled")),
+            ),
+            AppCmd::Disable { name } => (
+                c.call("POST", &format!("/apps/{}/disable", seg(name)), None)?,
+                Show::Line(format!("app {name} disabled: new users get the sorry page")),
+            ),
+            AppCmd::Add {
+                name,
+                listen,
+                mode,
+                sorry_page,
+                stateful,
+                epsilon,
+                obsolescence_secs,
+                max_concurrent,
+                disabled,
+            } => {
+                let mut body = json!({"name": name, "listen": listen, "mode": mode, "enabled": !disabled, "stateful": stateful});
+                if let Some(v) = sorry_page {
+                    body["sorry_page"] = json!(v);
+                }
+                if let Some(v) = epsilon {
+                    body["epsilon"] = json!(v);
+                }
+                if let Some(v) = obsolescence_secs {
+                    body["obsolescence_secs"] = json!(v);
+                }
+                if let Some(v) = max_concurrent {
+                    body["max_concurrent"] = json!(v);
+                }
+                (
+                    c.call("POST", "/apps", Some(&body))?,
+                    Show::Line(format!("app {name} added; front door on http://{listen}")),
+                )
+            }
+            AppCmd::Remove { name } => (
+                c.call("DELETE", &format!("/apps/{}", seg(name)), None)?,
+                Show::Line(format!("app {name} removed")),
+            ),
+        },
+        What::Server(cmd) => match cmd {
+            ServerCmd::Enable { name } => (
+                c.call("POST", &format!("/servers/{}/enable", seg(name)), None)?,
+                Show::Line(format!("server {name} enabled")),
+            ),
+            ServerCmd::Disable { name } => (
+                c.call("POST", &format!("/servers/{}/disable", seg(name)), None)?,
+                Show::Line(format!("server {name} disabled")),
+            ),
+            ServerCmd::Load { name, value } => {
+                let v = c.call(
+                    "PUT",
+                    &format!("/servers/{}/load", seg(name)),
+                    Some(&json!({"value": value})),
+                )?;
+                let lm = v.get("load_metric").cloned().unwrap_or(Value::Null);
+                (
+                    v,
+                    Show::Line(format!("server {name}: load {value}, load metric {lm}")),
+                )
+            }
+            ServerCmd::Redirect { name, target, off } => {
+                let t = if *off { Value::Null } else { json!(target) };
+                let v = c.call(
+                    "PUT",
+                    &format!("/servers/{}/redirect", seg(name)),
+                    Some(&json!({"target": t})),
+                )?;
+                let line = match (off, target) {
+                    (false, Some(t)) => format!("server {name}: redirecting users to {t}"),
+                    _ => format!("server {name}: redirect off"),
+                };
+                (v, Show::Line(line))
+            }
+            ServerCmd::Add {
+                name,
+                app,
+                url,
+                capacity,
+            } => (
+                c.call(
+                    "POST",
+                    "/servers",
+                    Some(&json!({"name": name, "app": app, "url": url, "capacity": capacity})),
+                )?,
+                Show::Line(format!("server {name} added to app {app}")),
+            ),
+            ServerCmd::Remove { name } => (
+                c.call("DELETE", &format!("/servers/{}", seg(name)), None)?,
+                Show::Line(format!("server {name} removed")),
+            ),
+        },
+        What::Wsi(cmd) => match cmd {
+            WsiCmd::Add {
+                name,
+                url,
+                role,
+                app,
+                server,
+                token,
+                wsi_token_file,
+            } => {
+                let mut body = json!({"name": name, "url": url, "role": role, "app": app});
+                if let Some(v) = server {
+                    body["server"] = json!(v);
+                }
+                if let Some(v) = token {
+                    body["token"] = json!(v);
+                }
+                if let Some(v) = wsi_token_file {
+                    body["token_file"] = json!(v);
+                }
+                (
+                    c.call("POST", "/wsis", Some(&body))?,
+                    Show::Line(format!("WSI {name} added")),
+                )
+            }
+            WsiCmd::Remove { name } => (
+                c.call("DELETE", &format!("/wsis/{}", seg(name)), None)?,
+                Show::Line(format!("WSI {name} removed")),
+            ),
+        },
+    })
+}
+
+pub fn main(args: CtlArgs) -> ExitCode {
+    match run(&args) {
+        Ok((value, show)) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+            } else {
+                match show {
+                    Show::Apps => output::apps(&value),
+                    Show::Servers => output::servers(&value),
+                    Show::Wsis => output::wsis(&value),
+                    Show::Line(l) => println!("{l}"),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("usher ctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! One async function per admin route: parse, check, change the store in
+//! one transaction, answer JSON.
+
+use bytes::Bytes;
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Reply;
+
+use super::errors::ApiError;
+use super::models::{parse_body, LoadBody, RedirectBody, ServerOut, WsiOut};
+use crate::model::Origin;
+use crate::spec::{AppInput, ServerInput, WsiInput};
+use crate::state::AppState;
+use crate::store;
+use crate::views::now_unix;
+
+type Answer = Result<Response, ApiError>;
+
+fn json<T: Serialize>(value: &T) -> Response {
+    warp::reply::json(value).into_response()
+}
+
+fn created<T: Serialize>(value: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(value), StatusCode::CREATED).into_response()
+}
+
+fn field(f: &str) -> String {
+    f.to_string()
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> Response {
+    json(&serde_json::json!({"ok": true}))
+}
+
+/// `GET /apps`.
+pub async fn list_apps(st: AppState) -> Answer {
+    Ok(json(&st.store.fleet().apps))
+}
+
+/// `GET /apps/{app}`.
+pub async fn get_app(name: String, st: AppState) -> Answer {
+    let fleet = st.store.fleet();
+    let app = fleet.app(&name).ok_or(ApiError::NotFound {
+        kind: "app",
+        name: name.clone(),
+    })?;
+    Ok(json(app))
+}
+
+/// `POST /apps`.
+pub async fn add_app(st: AppState, body: Bytes) -> Answer {
+    let input: AppInput = parse_body(&body)?;
+    let base = st.base_dir.clone();
+    // Reading the sorry page is file I/O: keep it off the async runtime.
+    let app = tokio::task::spawn_blocking(move || input.check(&field, &base, Origin::Api))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let out = app.clone();
+    st.store.mutate(move |tx| store::add_app(tx, &app)).await?;
+    Ok(created(&out))
+}
+
+/// `DELETE /apps/{app}`.
+pub async fn remove_app(name: String, st: AppState) -> Answer {
+    st.store
+        .mutate(move |tx| store::remove_app(tx, &name))
+        .await?;
+    Ok(json(&serde_json::json!({"removed": true})))
+}
+
+/// `POST /apps/{app}/enable` and `/disable`.
+pub async fn set_app_enabled(name: String, enabled: bool, st: AppState) -> Answer {
+    let n = name.clone();
+    st.store
+        .mutate(move |tx| store::set_app_enabled(tx, &n, enabled))
+        .await?;
+    get_app(name, st).await
+}
+
+/// `GET /servers`.
+pub async fn list_servers(st: AppState) -> Answer {
+    let fleet = st.store.fleet();
+    let now = now_unix();
+    let out: Vec<ServerOut<'_>> = fleet
+        .servers
+        .iter()
+        .map(|s| ServerOut::new(s, fleet.app(&s.app), now))
+        .collect();
+    Ok(json(&out))
+}
+
+/// `GET /servers/{name}`.
+pub async fn get_server(name: String, st: AppState) -> Answer {
+    let fleet = st.store.fleet();
+    let s = fleet.server(&name).ok_or(ApiError::NotFound {
+        kind: "server",
+        name: name.clone(),
+    })?;
+    Ok(json(&ServerOut::new(s, fleet.app(&s.app), now_unix())))
+}
+
+/// `POST /servers`.
+pub async fn add_server(st: AppState, body: Bytes) -> Answer {
+    let input: ServerInput = parse_body(&body)?;
+    let server = input.check(&field, Origin::Api)?;
+    let name = server.name.clone();
+    st.store
+        .mutate(move |tx| store::add_server(tx, &server))
+        .await?;
+    let fleet = st.store.fleet();
+    let s = fleet.server(&name).ok_or(ApiError::NotFound {
+        kind: "server",
+        name: name.clone(),
+    })?;
+    Ok(created(&ServerOut::new(s, fleet.app(&s.app), now_unix())))
+}
+
+/// `DELETE /servers/{name}`.
+pub async fn remove_server(name: String, st: AppState) -> Answer {
+    st.store
+        .mutate(move |tx| store::remove_server(tx, &name))
+        .await?;
+    Ok(json(&serde_json::json!({"removed": true})))
+}
+
+/// `POST /servers/{name}/enable` and `/disable`.
+pub async fn set_server_enabled(name: String, enabled: bool, st: AppState) -> Answer {
+    let n = name.clone();
+    st.store
+        .mutate(move |tx| store::set_server_enabled(tx, &n, enabled))
+        .await?;
+    get_server(name, st).await
+}
+
+/// `PUT /servers/{name}/load`.
+pub async fn set_load(name: String, st: AppState, body: Bytes) -> Answer {
+    let value = parse_body::<LoadBody>(&body)?.check()?;
+    let n = name.clone();
+    let now = now_unix();
+    st.store
+        .mutate(move |tx| store::set_load(tx, &n, value, now))
+        .await?;
+    get_server(name, st).await
+}
+
+/// `PUT /servers/{name}/redirect`.
+pub async fn set_redirect(name: String, st: AppState, body: Bytes) -> Answer {
+    let target = parse_body::<RedirectBody>(&body)?.target;
+    let n = name.clone();
+    st.store
+        .mutate(move |tx| store::set_redirect(tx, &n, target.as_deref()))
+        .await?;
+    get_server(name, st).await
+}
+
+/// `GET /wsis`.
+pub async fn list_wsis(st: AppState) -> Answer {
+    let fleet = st.store.fleet();
+    let out: Vec<WsiOut<'_>> = fleet
+        .wsis
+        .iter()
+        .map(|w| WsiOut {
+            wsi: w,
+            push: st.push_status.get(&w.name),
+        })
+        .collect();
+    Ok(json(&out))
+}
+
+/// `POST /wsis`.
+pub async fn add_wsi(st: AppState, body: Bytes) -> Answer {
+    let input: WsiInput = parse_body(&body)?;
+    let base = st.base_dir.clone();
+    let wsi = tokio::task::spawn_blocking(move || input.check(&field, &base, Origin::Api))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let out = wsi.clone();
+    st.store.mutate(move |tx| store::add_wsi(tx, &wsi)).await?;
+    Ok(created(&WsiOut {
+        wsi: &out,
+        push: None,
+    }))
+}
+
+/// `DELETE /wsis/{name}`.
+pub async fn remove_wsi(name: String, st: AppState) -> Answer {
+    st.store
+        .mutate(move |tx| store::remove_wsi(tx, &name))
+        .await?;
+    Ok(json(&serde_json::json!({"removed": true})))
+}

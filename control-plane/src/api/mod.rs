@@ -1,0 +1,11 @@
+//! The admin API under `/api/v1/` (JSON, bearer token), plus `/healthz`.
+//! Described for users in docs/admin-api.md and docs/openapi.yaml.
+
+mod errors;
+mod handlers;
+mod models;
+mod routes;
+
+pub use errors::ApiError;
+pub use models::MAX_BODY_BYTES;
+pub use routes::routes;

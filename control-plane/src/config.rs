@@ -1,0 +1,379 @@
+//! The control plane's TOML config file: parsing, then `validate()` into a
+//! checked [`Config`]. Every error names the file and the key
+//! (`usher.toml: apps[1].mode: unknown variant ...`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use usher_core::model::ModelError;
+
+use crate::model::{App, Origin, Server, Wsi, WsiRole};
+use crate::spec::{AppInput, ServerInput, WsiInput};
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The control plane itself.
+    #[serde(default)]
+    pub control: ControlInput,
+    /// Applications, each with its front door.
+    #[serde(default)]
+    pub apps: Vec<AppInput>,
+    /// Web servers of the applications.
+    #[serde(default)]
+    pub servers: Vec<ServerInput>,
+    /// Web server interfaces to push snapshots to.
+    #[serde(default)]
+    pub wsis: Vec<WsiInput>,
+}
+
+/// `[control]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlInput {
+    /// Address of the admin API (and later the console and `/metrics`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Folder for the SQLite database and `admin.token`; relative to the
+    /// config file's folder.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// Seconds between snapshot pushes to every WSI when nothing changes.
+    #[serde(default = "default_push_interval_secs")]
+    pub push_interval_secs: f64,
+}
+
+impl Default for ControlInput {
+    fn default() -> Self {
+        ControlInput {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            push_interval_secs: default_push_interval_secs(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7900".into()
+}
+
+fn default_data_dir() -> String {
+    "var".into()
+}
+
+fn default_push_interval_secs() -> f64 {
+    2.0
+}
+
+/// A checked config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file (as given).
+    pub path: PathBuf,
+    /// Its folder: relative paths in the file and in API bodies are against it.
+    pub base_dir: PathBuf,
+    /// The file's text, to notice when it changed since the last start.
+    pub text: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub push_interval_secs: f64,
+    pub apps: Vec<App>,
+    pub servers: Vec<Server>,
+    pub wsis: Vec<Wsi>,
+}
+
+/// A config that cannot be used; names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {location}{key}: {message}")]
+    Invalid {
+        file: String,
+        /// `line N: ` when known.
+        location: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and checks config text as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let de = toml::Deserializer::new(text);
+        let raw: ConfigFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let location = inner
+                .span()
+                .map(|s| format!("line {}: ", line_of(text, s.start)))
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                file: file.clone(),
+                location,
+                key: if key == "." { "(top)".into() } else { key },
+                message: inner.message().trim().to_string(),
+            }
+        })?;
+        let parent = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base_dir = std::path::absolute(&parent).unwrap_or(parent);
+        raw.validate(path, &base_dir, text)
+            .map_err(|e| ConfigError::Invalid {
+                file,
+                location: String::new(),
+                key: e.field().to_string(),
+                message: match e {
+                    ModelError::Invalid { problem, .. } => problem,
+                },
+            })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|t| t.lines().count().max(1))
+        .unwrap_or(1)
+}
+
+impl ConfigFile {
+    /// Checks every object and the references between them.
+    pub fn validate(self, path: &Path, base_dir: &Path, text: &str) -> Result<Config, ModelError> {
+        let listen: SocketAddr = self.control.listen.parse().map_err(|_| {
+            ModelError::invalid(
+                "control.listen",
+                format!(
+                    "not an address like 127.0.0.1:7900: {:?}",
+                    self.control.listen
+                ),
+            )
+        })?;
+        if self.control.data_dir.is_empty() {
+            return Err(ModelError::invalid("control.data_dir", "must not be empty"));
+        }
+        let p = self.control.push_interval_secs;
+        if !p.is_finite() || !(0.1..=3600.0).contains(&p) {
+            return Err(ModelError::invalid(
+                "control.push_interval_secs",
+                "must be 0.1..3600",
+            ));
+        }
+        let data_dir = base_dir.join(&self.control.data_dir);
+
+        let mut apps = Vec::new();
+        let mut listens = HashSet::from([listen]);
+        for (i, a) in self.apps.into_iter().enumerate() {
+            let at = |f: &str| format!("apps[{i}].{f}");
+            let app = a.check(&at, base_dir, Origin::Config)?;
+            if apps.iter().any(|x: &App| x.name == app.name) {
+                return Err(ModelError::invalid(
+                    at("name"),
+                    format!("{:?} is defined twice", app.name),
+                ));
+            }
+            if !listens.insert(app.listen) {
+                return Err(ModelError::invalid(
+                    at("listen"),
+                    format!("{} is already used", app.listen),
+                ));
+            }
+            apps.push(app);
+        }
+        let mut servers = Vec::new();
+        for (i, s) in self.servers.into_iter().enumerate() {
+            let at = |f: &str| format!("servers[{i}].{f}");
+            let server = s.check(&at, Origin::Config)?;
+            if servers.iter().any(|x: &Server| x.name == server.name) {
+                return Err(ModelError::invalid(
+                    at("name"),
+                    format!("{:?} is defined twice", server.name),
+                ));
+            }
+            if !apps.iter().any(|a| a.name == server.app) {
+                return Err(ModelError::invalid(
+                    at("app"),
+                    format!("no app named {:?}", server.app),
+                ));
+            }
+            servers.push(server);
+        }
+        let mut wsis = Vec::new();
+        for (i, w) in self.wsis.into_iter().enumerate() {
+            let at = |f: &str| format!("wsis[{i}].{f}");
+            let wsi = w.check(&at, base_dir, Origin::Config)?;
+            if wsis.iter().any(|x: &Wsi| x.name == wsi.name) {
+                return Err(ModelError::invalid(
+                    at("name"),
+                    format!("{:?} is defined twice", wsi.name),
+                ));
+            }
+            if !apps.iter().any(|a| a.name == wsi.app) {
+                return Err(ModelError::invalid(
+                    at("app"),
+                    format!("no app named {:?}", wsi.app),
+                ));
+            }
+            if wsi.role == WsiRole::Server {
+                let name = wsi.server.as_deref().unwrap_or_default();
+                if !servers.iter().any(|s| s.name == name && s.app == wsi.app) {
+                    return Err(ModelError::invalid(
+                        at("server"),
+                        format!("no server named {name:?} in app {:?}", wsi.app),
+                    ));
+                }
+            }
+            wsis.push(wsi);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            base_dir: base_dir.to_path_buf(),
+            text: text.to_string(),
+            listen,
+            data_dir,
+            push_interval_secs: p,
+            apps,
+            servers,
+            wsis,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_SHAPE: &str = r#"
+[control]
+listen = "127.0.0.1:7900"
+data_dir = "var"
+[[apps]]
+name = "shop"
+listen = "127.0.0.1:8080"
+mode = "redirect"
+enabled = true
+sorry_page = "sorry.html"
+stateful = ["/cart", "/checkout"]
+epsilon = 0
+obsolescence_secs = 1200
+[[servers]]
+name = "a"
+app = "shop"
+url = "http://127.0.0.1:8081"
+capacity = 5
+"#;
+
+    fn parse_in(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse(&dir.join("usher.toml"), text)
+    }
+
+    #[test]
+    fn accepts_the_issue_shape() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sorry.html"), "<p>sorry</p>").expect("write");
+        let c = parse_in(dir.path(), ISSUE_SHAPE).expect("valid");
+        assert_eq!(c.data_dir, dir.path().join("var"));
+        assert_eq!(
+            c.apps[0].sorry_page.as_ref().map(|s| s.html.as_str()),
+            Some("<p>sorry</p>")
+        );
+        assert_eq!(c.apps[0].rules.stateful, vec!["/cart", "/checkout"]);
+        assert_eq!(c.apps[0].public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.apps[0].max_concurrent, 1024);
+        assert_eq!(c.servers[0].capacity, 5);
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sorry.html"), "x").expect("write");
+        let text = ISSUE_SHAPE.replace("mode = \"redirect\"", "mode = \"teleport\"");
+        let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("usher.toml: line 8: apps[0].mode: unknown variant"),
+            "{e}"
+        );
+
+        let text = ISSUE_SHAPE.replace("capacity = 5", "capacity = 50");
+        let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert_eq!(e, "usher.toml: servers[0].capacity: must be 1..10, got 50");
+
+        let text = ISSUE_SHAPE.replace("epsilon = 0", "epsilon = 0\ncolour = 1");
+        let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert!(
+            e.contains("apps[0]") && e.contains("unknown field `colour`"),
+            "{e}"
+        );
+
+        let text = ISSUE_SHAPE.replace("app = \"shop\"", "app = \"shoe\"");
+        let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert_eq!(e, "usher.toml: servers[0].app: no app named \"shoe\"");
+
+        let e = parse_in(dir.path(), &ISSUE_SHAPE.replace("sorry.html", "nope.html"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("usher.toml: apps[0].sorry_page: cannot read"),
+            "{e}"
+        );
+
+        let text = ISSUE_SHAPE.replace("\"/cart\"", "\"cart\"");
+        let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert_eq!(e, "usher.toml: apps[0].stateful[0]: must start with '/'");
+    }
+
+    #[test]
+    fn wsis_need_a_token_and_a_known_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sorry.html"), "x").expect("write");
+        std::fs::write(dir.path().join("w.token"), "sekrit\n").expect("write");
+        let base = format!(
+            "{ISSUE_SHAPE}\n[[wsis]]\nname = \"ngx-a\"\nurl = \"http://127.0.0.1:8181/usher/command\"\nrole = \"server\"\napp = \"shop\"\n"
+        );
+        let ok = format!("{base}server = \"a\"\ntoken_file = \"w.token\"\n");
+        let c = parse_in(dir.path(), &ok).expect("valid");
+        assert_eq!(c.wsis[0].token, "sekrit");
+        let e = parse_in(dir.path(), &format!("{base}server = \"a\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("usher.toml: wsis[0].token:"), "{e}");
+        let e = parse_in(
+            dir.path(),
+            &format!("{base}server = \"zz\"\ntoken = \"t\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("usher.toml: wsis[0].server: no server"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn defaults_for_an_empty_file() {
+        let c = Config::parse(Path::new("usher.toml"), "").expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7900");
+        assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("var"));
+    }
+}

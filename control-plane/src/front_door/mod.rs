@@ -1,0 +1,160 @@
+//! The built-in front door (the design's interceptor): one plain hyper
+//! listener per application. Listeners and their state follow the fleet:
+//! an app added through the API gets a listener, a removed one loses it,
+//! and every change (or every push interval, to fold in aging and drop
+//! epsilon bumps) rebuilds each app's [`Door`] from a fresh view.
+
+mod door;
+mod proxy;
+mod service;
+mod sorry;
+
+pub use door::{mono_now, Decision, Door};
+pub use sorry::BUILT_IN_SORRY_PAGE;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::AddrStream;
+use hyper::service::{make_service_fn, service_fn};
+use tokio::sync::oneshot;
+
+use crate::model::Fleet;
+use crate::store::Store;
+use crate::views::{app_view, now_unix};
+
+/// A listener that could not start; names the app and the address.
+#[derive(Debug, thiserror::Error)]
+#[error("app {app}: cannot listen on {addr}: {source}")]
+pub struct ListenError {
+    pub app: String,
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+struct Listener {
+    addr: SocketAddr,
+    door: Arc<Door>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            if stop.send(()).is_err() {
+                tracing::debug!("front door on {} had already stopped", self.addr);
+            }
+        }
+    }
+}
+
+/// Every running front-door listener.
+pub struct FrontDoors {
+    listeners: HashMap<String, Listener>,
+    client: proxy::Client,
+}
+
+impl FrontDoors {
+    /// Binds a listener for every app of the current fleet (an error names
+    /// the app whose address is taken) and keeps them in step with the
+    /// fleet from then on.
+    pub fn start(store: &Store, refresh: Duration) -> Result<(), ListenError> {
+        let mut doors = FrontDoors {
+            listeners: HashMap::new(),
+            client: proxy::client(),
+        };
+        let mut rx = store.subscribe();
+        let fleet = rx.borrow_and_update().clone();
+        if let Some(e) = doors.reconcile(&fleet).into_iter().next() {
+            return Err(e);
+        }
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { break },
+                    _ = tokio::time::sleep(refresh) => {}
+                }
+                let fleet = rx.borrow_and_update().clone();
+                for e in doors.reconcile(&fleet) {
+                    tracing::error!("{e}");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts, stops and updates listeners to match `fleet`.
+    fn reconcile(&mut self, fleet: &Fleet) -> Vec<ListenError> {
+        let now = now_unix();
+        self.listeners
+            .retain(|name, l| fleet.app(name).is_some_and(|a| a.listen == l.addr));
+        let mut errors = Vec::new();
+        for app in &fleet.apps {
+            let view = app_view(fleet, app, now);
+            if let Some(l) = self.listeners.get(&app.name) {
+                l.door.update(&view, app.max_concurrent);
+                continue;
+            }
+            let door = Arc::new(Door::new(&view, app.max_concurrent));
+            match serve(app.listen, door.clone(), self.client.clone()) {
+                Ok(stop) => {
+                    tracing::info!("front door of app {} on http://{}", app.name, app.listen);
+                    self.listeners.insert(
+                        app.name.clone(),
+                        Listener {
+                            addr: app.listen,
+                            door,
+                            stop: Some(stop),
+                        },
+                    );
+                }
+                Err(source) => errors.push(ListenError {
+                    app: app.name.clone(),
+                    addr: app.listen,
+                    source,
+                }),
+            }
+        }
+        errors
+    }
+}
+
+/// Binds `addr` and serves the door there until the returned sender fires
+/// or is dropped.
+fn serve(
+    addr: SocketAddr,
+    door: Arc<Door>,
+    client: proxy::Client,
+) -> std::io::Result<oneshot::Sender<()>> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let make = make_service_fn(move |conn: &AddrStream| {
+        let door = door.clone();
+        let client = client.clone();
+        let remote = conn.remote_addr();
+        async move {
+            Ok::<_, Infallible>(service_fn(move |req| {
+                service::handle(door.clone(), client.clone(), remote, req)
+            }))
+        }
+    });
+    let server = hyper::Server::from_tcp(listener)
+        .map_err(std::io::Error::other)?
+        .http1_only(true)
+        .tcp_nodelay(true)
+        .serve(make);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = server.with_graceful_shutdown(async {
+        // Either an explicit stop or the sender dropped: both mean stop.
+        let _stopped = stopped.await;
+    });
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("front door on {addr}: {e}");
+        }
+    });
+    Ok(stop)
+}

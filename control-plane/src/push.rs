@@ -1,0 +1,236 @@
+//! Snapshot pushes to web server interfaces (nginx module, Envoy filter).
+//!
+//! One task per WSI: it pushes at once whenever the fleet changes, and at
+//! least every push interval otherwise, `{"type":"snapshot","snapshot":…}`
+//! with the WSI's bearer token. Versions come from one clock for the whole
+//! control plane: `max(previous + 1, unix time in ms)`. A failed push is
+//! logged (once per change of error) and never blocks anything else.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::client::HttpConnector;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Body, Method, Request, StatusCode};
+use serde::Serialize;
+use usher_core::snapshot::Command;
+
+use crate::model::{Fleet, Wsi};
+use crate::store::Store;
+use crate::views::{now_unix, wsi_snapshot};
+
+/// Time allowed for one push.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Strictly increasing snapshot versions: `max(previous + 1, unix ms)`.
+#[derive(Debug, Default)]
+pub struct VersionClock(AtomicU64);
+
+impl VersionClock {
+    pub fn next(&self) -> u64 {
+        let now_ms = (now_unix() * 1000.0) as u64;
+        let mut prev = self.0.load(Ordering::Acquire);
+        loop {
+            let v = now_ms.max(prev + 1);
+            match self
+                .0
+                .compare_exchange(prev, v, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return v,
+                Err(actual) => prev = actual,
+            }
+        }
+    }
+
+    /// Makes every later version at least `v`.
+    pub fn at_least(&self, v: u64) {
+        self.0.fetch_max(v.saturating_sub(1), Ordering::AcqRel);
+    }
+}
+
+/// Last push result of one WSI (shown by `GET /api/v1/wsis`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WsiPushState {
+    /// Version of the last snapshot the WSI applied.
+    pub applied_version: Option<u64>,
+    pub last_ok_unix: Option<f64>,
+    pub last_error: Option<String>,
+    pub pushes: u64,
+    pub failures: u64,
+}
+
+/// Push results by WSI name.
+#[derive(Debug, Clone, Default)]
+pub struct PushStatus(Arc<Mutex<HashMap<String, WsiPushState>>>);
+
+impl PushStatus {
+    pub fn get(&self, name: &str) -> Option<WsiPushState> {
+        self.0.lock().ok().and_then(|m| m.get(name).cloned())
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut WsiPushState)) {
+        if let Ok(mut m) = self.0.lock() {
+            f(m.entry(name.to_string()).or_default());
+        }
+    }
+
+    fn forget_except(&self, keep: &HashSet<String>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.retain(|k, _| keep.contains(k));
+        }
+    }
+}
+
+type Client = hyper::Client<HttpConnector, Body>;
+
+/// Starts the push supervisor: one task per WSI of the fleet, started and
+/// ended as WSIs come and go.
+pub fn start(store: &Store, status: PushStatus, interval: Duration) {
+    let clock = Arc::new(VersionClock::default());
+    let client: Client = hyper::Client::builder().build(HttpConnector::new());
+    let mut rx = store.subscribe();
+    let store = store.clone();
+    tokio::spawn(async move {
+        let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        loop {
+            let fleet = rx.borrow_and_update().clone();
+            running.retain(|_, h| !h.is_finished());
+            let names: HashSet<String> = fleet.wsis.iter().map(|w| w.name.clone()).collect();
+            status.forget_except(&names);
+            for name in names {
+                if !running.contains_key(&name) {
+                    let task = wsi_loop(
+                        name.clone(),
+                        store.clone(),
+                        client.clone(),
+                        clock.clone(),
+                        status.clone(),
+                        interval,
+                    );
+                    running.insert(name, tokio::spawn(task));
+                }
+            }
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+async fn wsi_loop(
+    name: String,
+    store: Store,
+    client: Client,
+    clock: Arc<VersionClock>,
+    status: PushStatus,
+    interval: Duration,
+) {
+    let mut rx = store.subscribe();
+    let mut last_error: Option<String> = None;
+    loop {
+        let fleet: Arc<Fleet> = rx.borrow_and_update().clone();
+        let Some(wsi) = fleet.wsi(&name).cloned() else {
+            return;
+        };
+        let outcome = push_once(&client, &clock, &fleet, &wsi).await;
+        match outcome {
+            Ok(version) => {
+                if last_error.take().is_some() {
+                    tracing::info!("WSI {name}: pushes work again (version {version})");
+                }
+                status.update(&name, |s| {
+                    s.applied_version = Some(version);
+                    s.last_ok_unix = Some(now_unix());
+                    s.last_error = None;
+                    s.pushes += 1;
+                });
+            }
+            Err(e) => {
+                if last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!("WSI {name}: push to {} failed: {e}", wsi.url);
+                }
+                status.update(&name, |s| {
+                    s.last_error = Some(e.clone());
+                    s.pushes += 1;
+                    s.failures += 1;
+                });
+                last_error = Some(e);
+            }
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Pushes one snapshot; on "stale version" moves the clock past the WSI's
+/// version and tries once more. Returns the applied version.
+async fn push_once(
+    client: &Client,
+    clock: &VersionClock,
+    fleet: &Fleet,
+    wsi: &Wsi,
+) -> Result<u64, String> {
+    for _attempt in 0..2 {
+        let version = clock.next();
+        let Some(snapshot) = wsi_snapshot(fleet, wsi, version, now_unix()) else {
+            return Err(format!("its app {:?} is gone", wsi.app));
+        };
+        let body =
+            serde_json::to_vec(&Command::Snapshot { snapshot }).map_err(|e| e.to_string())?;
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(&wsi.url)
+            .header(AUTHORIZATION, format!("Bearer {}", wsi.token))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .map_err(|e| format!("bad request: {e}"))?;
+        let answer = tokio::time::timeout(PUSH_TIMEOUT, async {
+            let resp = client.request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let bytes = hyper::body::to_bytes(resp.into_body())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, bytes))
+        })
+        .await
+        .map_err(|_| format!("no answer within {PUSH_TIMEOUT:?}"))??;
+        let (status, bytes) = answer;
+        if status == StatusCode::OK {
+            return Ok(version);
+        }
+        let text = String::from_utf8_lossy(&bytes)
+            .chars()
+            .take(300)
+            .collect::<String>();
+        if status == StatusCode::CONFLICT {
+            let current = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("current").and_then(|c| c.as_u64()));
+            if let Some(c) = current {
+                clock.at_least(c + 1);
+                continue;
+            }
+        }
+        return Err(format!("HTTP {status}: {text}"));
+    }
+    Err("the WSI refused two versions as stale".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase_and_follow_the_clock() {
+        let c = VersionClock::default();
+        let a = c.next();
+        let b = c.next();
+        assert!(b > a && a > 1_600_000_000_000);
+        c.at_least(u64::MAX / 2);
+        assert!(c.next() >= u64::MAX / 2);
+    }
+}

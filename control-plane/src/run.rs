@@ -1,0 +1,127 @@
+//! `usher control`: start every part of the control plane from a config
+//! file and run until SIGINT/SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError};
+use crate::front_door::{FrontDoors, ListenError};
+use crate::push::{self, PushStatus};
+use crate::state::AppState;
+use crate::store::{self, Store, StoreError};
+use crate::{api, token};
+
+/// Why the control plane could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {source}")]
+    Store { file: String, source: StoreError },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("admin API: cannot listen on {addr}: {source}")]
+    Admin {
+        addr: std::net::SocketAddr,
+        source: warp::Error,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Runs the control plane described by the config file at `config_path`.
+pub async fn run(config_path: &Path) -> Result<(), RunError> {
+    let config = Config::load(config_path)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(io_at(&config.data_dir))?;
+    let token = token::load_or_create(&config.data_dir)
+        .map_err(io_at(&config.data_dir.join(token::TOKEN_FILE)))?;
+
+    let db_path = config.data_dir.join("usher.db");
+    let seed_config = config.clone();
+    let seeded = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let mut conn = store::open(&db_path)?;
+        let tx = conn.transaction()?;
+        let outcome = store::apply_config(&tx, &seed_config)?;
+        tx.commit()?;
+        Ok((conn, outcome))
+    })
+    .await
+    .map_err(|e| RunError::Internal(e.to_string()))?;
+    let (conn, outcome) = seeded.map_err(|source| RunError::Store {
+        file: config.path.display().to_string(),
+        source,
+    })?;
+    if outcome.applied {
+        tracing::info!(
+            "applied {} (changed since the last start)",
+            config.path.display()
+        );
+    } else {
+        tracing::info!(
+            "{} unchanged since the last start: the database's state stands",
+            config.path.display()
+        );
+    }
+    for removed in &outcome.removed {
+        tracing::info!("removed {removed}: no longer in the config file");
+    }
+    let store = Store::start(conn).map_err(|source| RunError::Store {
+        file: config.data_dir.join("usher.db").display().to_string(),
+        source,
+    })?;
+
+    let interval = Duration::from_secs_f64(config.push_interval_secs);
+    FrontDoors::start(&store, interval)?;
+    let push_status = PushStatus::default();
+    push::start(&store, push_status.clone(), interval);
+
+    let state = AppState {
+        store,
+        token: Arc::from(token.as_str()),
+        base_dir: Arc::new(config.base_dir.clone()),
+        push_status,
+    };
+    let (addr, server) = warp::serve(api::routes(state))
+        .try_bind_with_graceful_shutdown(config.listen, shutdown_signal())
+        .map_err(|source| RunError::Admin {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(
+        "admin API on http://{addr}/api/v1/ (token in {})",
+        config.data_dir.join(token::TOKEN_FILE).display()
+    );
+    server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot watch SIGTERM: {e}");
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!("cannot watch SIGINT: {e}");
+            }
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => if let Err(e) = r { tracing::error!("SIGINT: {e}") },
+    }
+}

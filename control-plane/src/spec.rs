@@ -1,0 +1,301 @@
+//! Input shapes for applications, servers and WSIs, shared by the config
+//! file (`[[apps]]`, `[[servers]]`, `[[wsis]]`) and the admin API (`POST`
+//! bodies), and their checks into the model types.
+//!
+//! Every field is documented here once: these comments are the reference for
+//! `docs/configuration.md` and `docs/admin-api.md`. A failed check names the
+//! field (`apps[1].mode`, or `mode` in an API body).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use usher_core::model::{validate_base_url, validate_capacity, validate_name, ModelError};
+use usher_core::{AppMode, RedirectRules};
+
+use crate::model::{App, Origin, Server, SorryPage, Wsi, WsiRole, FRONT_DOOR_TARGET};
+
+/// Largest sorry page accepted (it travels inside every interceptor snapshot).
+pub const MAX_SORRY_PAGE_BYTES: u64 = 64 * 1024;
+
+/// An application and its front door.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppInput {
+    /// Name: 1..64 of letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// Address of the built-in front door, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// `redirect` (302 to the chosen server, the design's way) or `proxy`
+    /// (forward the request and stream the answer back).
+    #[serde(default)]
+    pub mode: AppMode,
+    /// Whether the front door sends users to servers; a disabled app gets
+    /// the sorry page with 503.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// HTML file shown with 503 when the app is disabled or no server is
+    /// available; relative to the config file's folder. A built-in page
+    /// otherwise.
+    #[serde(default)]
+    pub sorry_page: Option<String>,
+    /// Exact paths that hold session state; a server never redirects them.
+    #[serde(default)]
+    pub stateful: Vec<String>,
+    /// Path prefixes under which every page is stateful.
+    #[serde(default)]
+    pub stateful_prefixes: Vec<String>,
+    /// If not empty, only these paths (or prefixes ending in `*`) may be
+    /// redirected by a server.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Cookie marking a user with session state; never redirected.
+    #[serde(default)]
+    pub session_cookie: Option<String>,
+    /// Load-metric bump per pick toward "busier" (0 = none).
+    #[serde(default)]
+    pub epsilon: f64,
+    /// `T`: seconds after which a dynamic load value has aged back to the
+    /// static capacity.
+    #[serde(default = "default_obsolescence_secs")]
+    pub obsolescence_secs: f64,
+    /// Requests the front door serves at once; excess gets 503 at once.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+    /// URL users reach this front door at (target of a redirect order
+    /// `front-door`); default `http://<listen>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+/// A web server of an application.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerInput {
+    /// Name: 1..64 of letters, digits, `.`, `_`, `-` (not `front-door`).
+    pub name: String,
+    /// The application it serves.
+    pub app: String,
+    /// Base URL users are sent to, `http://host:port`.
+    pub url: String,
+    /// Static capacity 1..10 (scaled x1000 in the load metric).
+    pub capacity: u32,
+    /// Whether the front door may send users to it.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// A web server interface (nginx module, Envoy filter) to push snapshots to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsiInput {
+    /// Name: 1..64 of letters, digits, `.`, `_`, `-`.
+    pub name: String,
+    /// Command endpoint URL, e.g. `http://127.0.0.1:8181/usher/command`.
+    pub url: String,
+    /// File holding the endpoint's token (relative to the config folder).
+    #[serde(default)]
+    pub token_file: Option<String>,
+    /// The endpoint's token itself (instead of `token_file`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// `server` or `interceptor`.
+    pub role: WsiRole,
+    /// The application it serves or fronts.
+    pub app: String,
+    /// For role `server`: the configured server it sits in.
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_obsolescence_secs() -> f64 {
+    usher_core::snapshot::default_obsolescence_secs()
+}
+
+fn default_max_concurrent() -> u32 {
+    1024
+}
+
+fn invalid(field: String, problem: impl Into<String>) -> ModelError {
+    ModelError::invalid(field, problem)
+}
+
+/// Reads a small text file for a field; relative paths are against `base`.
+pub fn read_field_file(
+    field: &str,
+    base: &Path,
+    path: &str,
+    max: u64,
+) -> Result<(std::path::PathBuf, String), ModelError> {
+    let full = base.join(path);
+    let meta = std::fs::metadata(&full).map_err(|e| {
+        invalid(
+            field.to_string(),
+            format!("cannot read {}: {e}", full.display()),
+        )
+    })?;
+    if meta.len() > max {
+        return Err(invalid(
+            field.to_string(),
+            format!("{} is larger than {max} bytes", full.display()),
+        ));
+    }
+    let text = std::fs::read_to_string(&full).map_err(|e| {
+        invalid(
+            field.to_string(),
+            format!("cannot read {}: {e}", full.display()),
+        )
+    })?;
+    Ok((full, text))
+}
+
+impl AppInput {
+    /// Checks every field; `at("mode")` gives the name an error reports.
+    pub fn check(
+        self,
+        at: &dyn Fn(&str) -> String,
+        base: &Path,
+        origin: Origin,
+    ) -> Result<App, ModelError> {
+        validate_name(&at("name"), &self.name)?;
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            invalid(
+                at("listen"),
+                format!("not an address like 127.0.0.1:8080: {:?}", self.listen),
+            )
+        })?;
+        let rules = RedirectRules {
+            stateful: self.stateful,
+            stateful_prefixes: self.stateful_prefixes,
+            allow: self.allow,
+            session_cookie: self.session_cookie,
+        };
+        rules.validate().map_err(|e| {
+            let problem = match &e {
+                ModelError::Invalid { problem, .. } => problem.clone(),
+            };
+            invalid(at(e.field()), problem)
+        })?;
+        if !self.epsilon.is_finite() || self.epsilon < 0.0 {
+            return Err(invalid(at("epsilon"), "must be a number >= 0"));
+        }
+        if !self.obsolescence_secs.is_finite() || self.obsolescence_secs < 0.0 {
+            return Err(invalid(at("obsolescence_secs"), "must be a number >= 0"));
+        }
+        if self.max_concurrent == 0 {
+            return Err(invalid(at("max_concurrent"), "must be at least 1"));
+        }
+        let public_url = self
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"));
+        validate_base_url(&at("public_url"), &public_url)?;
+        let sorry_page = match self.sorry_page {
+            Some(p) => {
+                let (path, html) =
+                    read_field_file(&at("sorry_page"), base, &p, MAX_SORRY_PAGE_BYTES)?;
+                Some(SorryPage { path, html })
+            }
+            None => None,
+        };
+        Ok(App {
+            name: self.name,
+            origin,
+            listen,
+            public_url,
+            mode: self.mode,
+            enabled: self.enabled,
+            sorry_page,
+            rules,
+            epsilon: self.epsilon,
+            obsolescence_secs: self.obsolescence_secs,
+            max_concurrent: self.max_concurrent,
+        })
+    }
+}
+
+impl ServerInput {
+    /// Checks every field (whether `app` exists is the caller's check).
+    pub fn check(self, at: &dyn Fn(&str) -> String, origin: Origin) -> Result<Server, ModelError> {
+        validate_name(&at("name"), &self.name)?;
+        if self.name == FRONT_DOOR_TARGET {
+            return Err(invalid(
+                at("name"),
+                "`front-door` is reserved for redirect orders",
+            ));
+        }
+        validate_name(&at("app"), &self.app)?;
+        validate_base_url(&at("url"), &self.url)?;
+        validate_capacity(&at("capacity"), self.capacity)?;
+        Ok(Server {
+            name: self.name,
+            origin,
+            app: self.app,
+            url: self.url,
+            capacity: self.capacity,
+            enabled: self.enabled,
+            dynamic_load: None,
+            load_updated_unix: None,
+            redirect: None,
+        })
+    }
+}
+
+impl WsiInput {
+    /// Checks every field and reads `token_file` (relative to `base`).
+    pub fn check(
+        self,
+        at: &dyn Fn(&str) -> String,
+        base: &Path,
+        origin: Origin,
+    ) -> Result<Wsi, ModelError> {
+        validate_name(&at("name"), &self.name)?;
+        validate_base_url(&at("url"), &self.url)?;
+        validate_name(&at("app"), &self.app)?;
+        let (token, token_file) = match (self.token, self.token_file) {
+            (Some(t), None) => (t, None),
+            (None, Some(f)) => {
+                let (path, text) = read_field_file(&at("token_file"), base, &f, 4096)?;
+                (text.trim().to_string(), Some(path))
+            }
+            _ => {
+                return Err(invalid(
+                    at("token"),
+                    "give exactly one of `token` and `token_file`",
+                ));
+            }
+        };
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                at("token"),
+                "must be non-empty printable ASCII without spaces",
+            ));
+        }
+        match (self.role, &self.server) {
+            (WsiRole::Server, None) => {
+                return Err(invalid(
+                    at("server"),
+                    "role `server` needs the server it sits in",
+                ));
+            }
+            (WsiRole::Interceptor, Some(_)) => {
+                return Err(invalid(at("server"), "only role `server` takes a server"));
+            }
+            (_, Some(s)) => validate_name(&at("server"), s)?,
+            _ => {}
+        }
+        Ok(Wsi {
+            name: self.name,
+            origin,
+            url: self.url,
+            token,
+            token_file,
+            role: self.role,
+            app: self.app,
+            server: self.server,
+        })
+    }
+}
