@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Front-door referral rate: usher's built-in front door (302 by weighted pick)
 # against nginx `return 302` on the same machine. Both servers are pinned to
-# core 0, wrk to core 1; the two sides run alternately, ROUNDS times each.
+# core 0 with one worker each (usher --threads 1, nginx worker_processes 1),
+# wrk on core 1; the two sides run alternately, ROUNDS times each.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 SECONDS_PER_RUN="${BENCH_SECONDS:-5}"
@@ -58,7 +59,7 @@ http {
   }
 }
 CONF
-start usher "$work/usher.log" taskset -c 0 "$USHER_ROOT/target/release/usher" control --config "$work/usher.toml"
+start usher "$work/usher.log" taskset -c 0 "$USHER_ROOT/target/release/usher" control --threads 1 --config "$work/usher.toml"
 start nginx "$work/nginx.log" taskset -c 0 nginx -p "$work/nginx" -c nginx.conf
 wait_port "$usher_port"; wait_port "$nginx_port"
 wrk_rps "http://127.0.0.1:$usher_port/" 1 "$CONNS" >/dev/null
