@@ -1,0 +1,255 @@
+//! Snapshot pushes to web server interfaces: a loopback receiver in the
+//! test plays the WSI command endpoint; changes made with `usher ctl` must
+//! reach it within 1 s, with the WSI's token and increasing versions.
+
+mod cp_common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cp_common::ControlPlane;
+use serde_json::Value;
+use usher_integration::{eventually, free_port};
+
+#[derive(Debug, Clone)]
+struct Got {
+    at: Instant,
+    path: String,
+    auth: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Receiver {
+    got: Mutex<Vec<Got>>,
+    /// When set, the next push to this path is answered 409 with this
+    /// current version.
+    stale_once: Mutex<Option<(String, u64)>>,
+}
+
+impl Receiver {
+    fn start() -> (Arc<Receiver>, u16) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let rx = Arc::new(Receiver::default());
+        let r = rx.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let r = r.clone();
+                std::thread::spawn(move || r.serve(conn));
+            }
+        });
+        (rx, port)
+    }
+
+    /// Serves requests on one (keep-alive) connection.
+    fn serve(&self, conn: TcpStream) {
+        let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+        let mut out = conn;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (mut len, mut auth) = (0usize, String::new());
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                    return;
+                }
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    match k.to_ascii_lowercase().as_str() {
+                        "content-length" => len = v.trim().parse().unwrap_or(0),
+                        "authorization" => auth = v.trim().to_string(),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0u8; len];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let version = body["snapshot"]["version"].as_u64().unwrap_or(0);
+            let stale = {
+                let mut s = self.stale_once.lock().expect("lock");
+                match s.take() {
+                    Some((p, v)) if p == path => Some(v),
+                    other => {
+                        *s = other;
+                        None
+                    }
+                }
+            };
+            let (status, answer) = match stale {
+                Some(current) => ("409 Conflict", format!(r#"{{"error":"stale version","current":{current}}}"#)),
+                None => ("200 OK", format!(r#"{{"applied":{version}}}"#)),
+            };
+            if stale.is_none() {
+                self.got.lock().expect("lock").push(Got {
+                    at: Instant::now(),
+                    path,
+                    auth,
+                    body,
+                });
+            }
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+            if out.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn all(&self, path: &str) -> Vec<Got> {
+        self.got.lock().expect("lock").iter().filter(|g| g.path == path).cloned().collect()
+    }
+
+    /// Waits for a push to `path` received after `since` that satisfies `check`.
+    fn wait_for(&self, path: &str, since: Instant, limit: Duration, check: impl Fn(&Value) -> bool) -> Option<Got> {
+        let mut found = None;
+        eventually(limit, || {
+            found = self.all(path).into_iter().find(|g| g.at >= since && check(&g.body["snapshot"]));
+            found.is_some()
+        });
+        found
+    }
+}
+
+#[test]
+fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
+    let (rx, port) = Receiver::start();
+    let front = free_port();
+    let cfg = format!(
+        "[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\nstateful = [\"/cart\"]\nsession_cookie = \"usher_session\"\n\
+         [[servers]]\nname = \"a\"\napp = \"shop\"\nurl = \"http://127.0.0.1:20401\"\ncapacity = 5\n\
+         [[servers]]\nname = \"b\"\napp = \"shop\"\nurl = \"http://127.0.0.1:20402\"\ncapacity = 3\n\
+         [[wsis]]\nname = \"ngx-a\"\nurl = \"http://127.0.0.1:{port}/a/command\"\nrole = \"server\"\napp = \"shop\"\nserver = \"a\"\ntoken_file = \"a.token\"\n\
+         [[wsis]]\nname = \"door\"\nurl = \"http://127.0.0.1:{port}/door/command\"\nrole = \"interceptor\"\napp = \"shop\"\ntoken = \"door-token\"\n"
+    );
+    let cp = ControlPlane::start(&cfg, &[("a.token", "a-token\n")]);
+    let t0 = Instant::now();
+    let first_a = rx.wait_for("/a/command", t0, Duration::from_secs(3), |_| true).expect("first push to ngx-a");
+    assert_eq!(first_a.auth, "Bearer a-token");
+    assert_eq!(first_a.body["type"], "snapshot");
+    let orders = &first_a.body["snapshot"]["orders"];
+    assert!(orders["redirect"].is_null(), "{orders}");
+    assert_eq!(orders["rules"]["stateful"][0], "/cart");
+    assert_eq!(orders["rules"]["session_cookie"], "usher_session");
+    let first_door = rx.wait_for("/door/command", t0, Duration::from_secs(3), |_| true).expect("first push to door");
+    assert_eq!(first_door.auth, "Bearer door-token");
+    let app = &first_door.body["snapshot"]["apps"][0];
+    assert_eq!(app["name"], "shop");
+    assert_eq!(app["enabled"], true);
+    assert_eq!(app["servers"].as_array().map(Vec::len), Some(2));
+
+    // Redirect order via usher ctl: reaches the server WSI within 1 s,
+    // resolved to the configured URL of b.
+    let t = Instant::now();
+    assert!(cp.ctl(&["server", "redirect", "a", "b"]).status.success());
+    let got = rx
+        .wait_for("/a/command", t, Duration::from_secs(3), |s| {
+            s["orders"]["redirect"]["target"] == "http://127.0.0.1:20402"
+        })
+        .expect("redirect order pushed");
+    assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
+    // To the front door: the app's front-door URL.
+    let t = Instant::now();
+    assert!(cp.ctl(&["server", "redirect", "a", "front-door"]).status.success());
+    let got = rx
+        .wait_for("/a/command", t, Duration::from_secs(3), |s| {
+            s["orders"]["redirect"]["target"] == format!("http://127.0.0.1:{front}")
+        })
+        .expect("front-door order pushed");
+    assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
+
+    // App disabled and a load set: reach the interceptor within 1 s.
+    let t = Instant::now();
+    assert!(cp.ctl(&["app", "disable", "shop"]).status.success());
+    let got = rx
+        .wait_for("/door/command", t, Duration::from_secs(3), |s| s["apps"][0]["enabled"] == false)
+        .expect("disable pushed");
+    assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
+    let t = Instant::now();
+    assert!(cp.ctl(&["server", "load", "b", "2500"]).status.success());
+    let got = rx
+        .wait_for("/door/command", t, Duration::from_secs(3), |s| {
+            s["apps"][0]["servers"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|x| x["name"] == "b" && x["dynamic_load"] == 2500))
+        })
+        .expect("load pushed");
+    assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
+
+    // Without changes, pushes still come (every 2 s).
+    let t = Instant::now();
+    let again = rx.wait_for("/door/command", t, Duration::from_secs(4), |_| true).expect("periodic push");
+    assert!(again.at - t <= Duration::from_millis(2600), "took {:?}", again.at - t);
+
+    // A WSI that reports a newer version (409) makes the next one higher.
+    let last = rx.all("/door/command").last().and_then(|g| g.body["snapshot"]["version"].as_u64()).expect("v");
+    let ahead = last + 1_000_000_000;
+    *rx.stale_once.lock().expect("lock") = Some(("/door/command".into(), ahead));
+    let t = Instant::now();
+    assert!(cp.ctl(&["app", "enable", "shop"]).status.success());
+    let got = rx
+        .wait_for("/door/command", t, Duration::from_secs(3), |s| s["apps"][0]["enabled"] == true)
+        .expect("push after 409");
+    assert!(got.body["snapshot"]["version"].as_u64().expect("v") > ahead);
+
+    // A WSI added through the API gets its first snapshot within 1 s.
+    let t = Instant::now();
+    let o = cp.ctl(&[
+        "wsi", "add", "ngx-b", "--url", &format!("http://127.0.0.1:{port}/b/command"), "--role", "server",
+        "--app", "shop", "--server", "b", "--token", "b-token",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = rx.wait_for("/b/command", t, Duration::from_secs(3), |_| true).expect("push to new WSI");
+    assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
+    assert_eq!(got.auth, "Bearer b-token");
+
+    // Versions rise strictly on every endpoint, and the status is shown.
+    for path in ["/a/command", "/door/command", "/b/command"] {
+        let versions: Vec<u64> = rx
+            .all(path)
+            .iter()
+            .map(|g| g.body["snapshot"]["version"].as_u64().expect("version"))
+            .collect();
+        assert!(versions.windows(2).all(|w| w[1] > w[0]), "{path}: {versions:?}");
+    }
+    let wsis = cp.api_ok("GET", "/api/v1/wsis", None);
+    let door = wsis.as_array().and_then(|a| a.iter().find(|w| w["name"] == "door")).expect("door");
+    assert!(door["push"]["applied_version"].as_u64().is_some(), "{door}");
+    assert!(door.get("token").is_none(), "{door}");
+}
+
+#[test]
+fn an_unreachable_wsi_is_logged_and_blocks_nothing() {
+    let dead = free_port();
+    let front = free_port();
+    let cfg = format!(
+        "[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\n\
+         [[servers]]\nname = \"a\"\napp = \"shop\"\nurl = \"http://127.0.0.1:20501\"\ncapacity = 5\n\
+         [[wsis]]\nname = \"gone\"\nurl = \"http://127.0.0.1:{dead}/usher/command\"\nrole = \"interceptor\"\napp = \"shop\"\ntoken = \"t\"\n"
+    );
+    let cp = ControlPlane::start(&cfg, &[]);
+    // The API and the front door keep answering.
+    for _ in 0..5 {
+        assert!(cp.ctl(&["server", "load", "a", "100"]).status.success());
+    }
+    let status = eventually(Duration::from_secs(3), || {
+        let w = cp.api_ok("GET", "/api/v1/wsis", None);
+        w[0]["push"]["last_error"].as_str().is_some()
+    });
+    assert!(status.is_some(), "push failure not reported");
+    assert!(cp.log().contains("WSI gone: push to"), "{}", cp.log());
+}
