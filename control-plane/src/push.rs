@@ -100,16 +100,16 @@ pub fn start(store: &Store, status: PushStatus, interval: Duration) {
             let names: HashSet<String> = fleet.wsis.iter().map(|w| w.name.clone()).collect();
             status.forget_except(&names);
             for name in names {
-                if !running.contains_key(&name) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(name) {
                     let task = wsi_loop(
-                        name.clone(),
+                        slot.key().clone(),
                         store.clone(),
                         client.clone(),
                         clock.clone(),
                         status.clone(),
                         interval,
                     );
-                    running.insert(name, tokio::spawn(task));
+                    slot.insert(tokio::spawn(task));
                 }
             }
             if rx.changed().await.is_err() {

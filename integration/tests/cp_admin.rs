@@ -31,17 +31,29 @@ fn every_admin_route_needs_the_token() {
 
     let routes = [
         ("GET", "/api/v1/apps", None),
-        ("POST", "/api/v1/apps", Some(r#"{"name":"x","listen":"127.0.0.1:1"}"#)),
+        (
+            "POST",
+            "/api/v1/apps",
+            Some(r#"{"name":"x","listen":"127.0.0.1:1"}"#),
+        ),
         ("DELETE", "/api/v1/apps/shop", None),
         ("POST", "/api/v1/apps/shop/enable", None),
         ("POST", "/api/v1/apps/shop/disable", None),
         ("GET", "/api/v1/servers", None),
-        ("POST", "/api/v1/servers", Some(r#"{"name":"c","app":"shop","url":"http://127.0.0.1:1","capacity":1}"#)),
+        (
+            "POST",
+            "/api/v1/servers",
+            Some(r#"{"name":"c","app":"shop","url":"http://127.0.0.1:1","capacity":1}"#),
+        ),
         ("DELETE", "/api/v1/servers/a", None),
         ("POST", "/api/v1/servers/a/enable", None),
         ("POST", "/api/v1/servers/a/disable", None),
         ("PUT", "/api/v1/servers/a/load", Some(r#"{"value":5}"#)),
-        ("PUT", "/api/v1/servers/a/redirect", Some(r#"{"target":"b"}"#)),
+        (
+            "PUT",
+            "/api/v1/servers/a/redirect",
+            Some(r#"{"target":"b"}"#),
+        ),
         ("GET", "/api/v1/wsis", None),
         ("POST", "/api/v1/wsis", Some("{}")),
         ("DELETE", "/api/v1/wsis/x", None),
@@ -59,7 +71,9 @@ fn every_admin_route_needs_the_token() {
             }
             let r = call(req, body);
             assert_eq!(r.status, 401, "{method} {path} with {auth:?}: {}", r.body);
-            assert!(r.json()["error"].as_str().is_some_and(|e| e.contains("token")));
+            assert!(r.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("token")));
         }
     }
     // Nothing changed.
@@ -79,25 +93,74 @@ fn bad_bodies_are_refused_naming_the_field_and_change_nothing() {
     let before_apps = cp.api_ok("GET", "/api/v1/apps", None);
 
     let cases: [(&str, &str, &str, &str); 12] = [
-        ("PUT", "/api/v1/servers/a/load", r#"{"value":10001}"#, "value"),
+        (
+            "PUT",
+            "/api/v1/servers/a/load",
+            r#"{"value":10001}"#,
+            "value",
+        ),
         ("PUT", "/api/v1/servers/a/load", r#"{"value":-5}"#, "value"),
-        ("PUT", "/api/v1/servers/a/load", r#"{"value":"high"}"#, "value"),
+        (
+            "PUT",
+            "/api/v1/servers/a/load",
+            r#"{"value":"high"}"#,
+            "value",
+        ),
         ("PUT", "/api/v1/servers/a/load", r#"{"value":1"#, "body"),
         ("PUT", "/api/v1/servers/a/load", r#"{"valeu":1}"#, "valeu"),
-        ("PUT", "/api/v1/servers/a/redirect", r#"{"target":"nowhere"}"#, "target"),
-        ("PUT", "/api/v1/servers/a/redirect", r#"{"target":"http://evil.example"}"#, "target"),
-        ("POST", "/api/v1/servers", r#"{"name":"c","app":"shop","url":"ftp://x","capacity":3}"#, "url"),
-        ("POST", "/api/v1/servers", r#"{"name":"c","app":"shop","url":"http://127.0.0.1:9","capacity":11}"#, "capacity"),
-        ("POST", "/api/v1/servers", r#"{"name":"c","app":"nope","url":"http://127.0.0.1:9","capacity":1}"#, "app"),
-        ("POST", "/api/v1/apps", r#"{"name":"new","listen":"127.0.0.1:1","mode":"teleport"}"#, "mode"),
-        ("POST", "/api/v1/apps", r#"{"name":"new","listen":"127.0.0.1:1","stateful":["cart"]}"#, "stateful[0]"),
+        (
+            "PUT",
+            "/api/v1/servers/a/redirect",
+            r#"{"target":"nowhere"}"#,
+            "target",
+        ),
+        (
+            "PUT",
+            "/api/v1/servers/a/redirect",
+            r#"{"target":"http://evil.example"}"#,
+            "target",
+        ),
+        (
+            "POST",
+            "/api/v1/servers",
+            r#"{"name":"c","app":"shop","url":"ftp://x","capacity":3}"#,
+            "url",
+        ),
+        (
+            "POST",
+            "/api/v1/servers",
+            r#"{"name":"c","app":"shop","url":"http://127.0.0.1:9","capacity":11}"#,
+            "capacity",
+        ),
+        (
+            "POST",
+            "/api/v1/servers",
+            r#"{"name":"c","app":"nope","url":"http://127.0.0.1:9","capacity":1}"#,
+            "app",
+        ),
+        (
+            "POST",
+            "/api/v1/apps",
+            r#"{"name":"new","listen":"127.0.0.1:1","mode":"teleport"}"#,
+            "mode",
+        ),
+        (
+            "POST",
+            "/api/v1/apps",
+            r#"{"name":"new","listen":"127.0.0.1:1","stateful":["cart"]}"#,
+            "stateful[0]",
+        ),
     ];
     for (method, path, body, field) in cases {
         let r = cp.api(method, path, Some(body));
         assert_eq!(r.status, 400, "{method} {path} {body}: {}", r.body);
         let j = r.json();
         assert_eq!(j["field"], field, "{method} {path} {body}: {}", r.body);
-        assert!(j["error"].as_str().is_some_and(|e| e.contains(field)), "{}", r.body);
+        assert!(
+            j["error"].as_str().is_some_and(|e| e.contains(field)),
+            "{}",
+            r.body
+        );
     }
     // Unknown names: 404 JSON.
     for (method, path, body) in [
@@ -109,12 +172,25 @@ fn bad_bodies_are_refused_naming_the_field_and_change_nothing() {
     ] {
         let r = cp.api(method, path, body);
         assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
-        assert!(r.json()["error"].as_str().is_some_and(|e| e.contains("\"zz\"")), "{}", r.body);
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("\"zz\"")),
+            "{}",
+            r.body
+        );
     }
     // Too large: 413; duplicate: 409; app with servers: 409.
     let big = format!(r#"{{"value":1,"pad":"{}"}}"#, "x".repeat(70 * 1024));
-    assert_eq!(cp.api("PUT", "/api/v1/servers/a/load", Some(&big)).status, 413);
-    let r = cp.api("POST", "/api/v1/servers", Some(r#"{"name":"a","app":"shop","url":"http://127.0.0.1:9","capacity":1}"#));
+    assert_eq!(
+        cp.api("PUT", "/api/v1/servers/a/load", Some(&big)).status,
+        413
+    );
+    let r = cp.api(
+        "POST",
+        "/api/v1/servers",
+        Some(r#"{"name":"a","app":"shop","url":"http://127.0.0.1:9","capacity":1}"#),
+    );
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(cp.api("DELETE", "/api/v1/apps/shop", None).status, 409);
 
@@ -133,23 +209,41 @@ fn api_changes_survive_a_restart_and_front_doors_follow_apps() {
     cp.api_ok(
         "POST",
         "/api/v1/apps",
-        Some(&format!(r#"{{"name":"blog","listen":"127.0.0.1:{new_front}","stateful":["/edit"]}}"#)),
+        Some(&format!(
+            r#"{{"name":"blog","listen":"127.0.0.1:{new_front}","stateful":["/edit"]}}"#
+        )),
     );
-    cp.api_ok("POST", "/api/v1/servers", Some(r#"{"name":"c","app":"blog","url":"http://127.0.0.1:20203","capacity":4}"#));
+    cp.api_ok(
+        "POST",
+        "/api/v1/servers",
+        Some(r#"{"name":"c","app":"blog","url":"http://127.0.0.1:20203","capacity":4}"#),
+    );
     wait_for_port(new_front, Duration::from_secs(5));
-    let r = call(http().get(&format!("http://127.0.0.1:{new_front}/post/1")), None);
+    let r = call(
+        http().get(&format!("http://127.0.0.1:{new_front}/post/1")),
+        None,
+    );
     assert_eq!(r.location.as_deref(), Some("http://127.0.0.1:20203/post/1"));
 
     cp.api_ok("PUT", "/api/v1/servers/a/load", Some(r#"{"value":1234}"#));
     cp.api_ok("POST", "/api/v1/servers/b/disable", None);
-    cp.api_ok("PUT", "/api/v1/servers/a/redirect", Some(r#"{"target":"front-door"}"#));
+    cp.api_ok(
+        "PUT",
+        "/api/v1/servers/a/redirect",
+        Some(r#"{"target":"front-door"}"#),
+    );
     cp.api_ok("POST", "/api/v1/apps/shop/disable", None);
 
     cp.restart();
     wait_for_port(front, Duration::from_secs(5));
     wait_for_port(new_front, Duration::from_secs(5));
     let servers = cp.api_ok("GET", "/api/v1/servers", None);
-    let find = |n: &str| servers.as_array().and_then(|a| a.iter().find(|s| s["name"] == n).cloned()).expect(n);
+    let find = |n: &str| {
+        servers
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["name"] == n).cloned())
+            .expect(n)
+    };
     assert_eq!(find("a")["dynamic_load"], 1234);
     assert_eq!(find("a")["redirect"], "front-door");
     assert_eq!(find("b")["enabled"], false);
@@ -158,9 +252,14 @@ fn api_changes_survive_a_restart_and_front_doors_follow_apps() {
     assert_eq!(apps.as_array().map(Vec::len), Some(2));
     assert_eq!(apps[1]["name"], "shop");
     assert_eq!(apps[1]["enabled"], false);
-    assert_eq!(call(http().get(&format!("http://127.0.0.1:{front}/")), None).status, 503);
     assert_eq!(
-        call(http().get(&format!("http://127.0.0.1:{new_front}/x")), None).location.as_deref(),
+        call(http().get(&format!("http://127.0.0.1:{front}/")), None).status,
+        503
+    );
+    assert_eq!(
+        call(http().get(&format!("http://127.0.0.1:{new_front}/x")), None)
+            .location
+            .as_deref(),
         Some("http://127.0.0.1:20203/x")
     );
 
@@ -170,9 +269,17 @@ fn api_changes_survive_a_restart_and_front_doors_follow_apps() {
     let closed = eventually(Duration::from_secs(3), || {
         std::net::TcpStream::connect(("127.0.0.1", new_front)).is_err()
     });
-    assert!(closed.is_some(), "front door of a removed app still listens");
+    assert!(
+        closed.is_some(),
+        "front door of a removed app still listens"
+    );
     cp.restart();
-    assert_eq!(cp.api_ok("GET", "/api/v1/apps", None).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        cp.api_ok("GET", "/api/v1/apps", None)
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }
 
 #[test]
@@ -191,5 +298,8 @@ fn a_bad_config_names_file_and_key() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("usher.toml: line 4: apps[0].mode: unknown variant `teleport`"), "{err}");
+    assert!(
+        err.contains("usher.toml: line 4: apps[0].mode: unknown variant `teleport`"),
+        "{err}"
+    );
 }

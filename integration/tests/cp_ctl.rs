@@ -45,13 +45,23 @@ fn ctl_drives_the_control_plane() {
 
     let apps = ok(cp.ctl(&["apps"]));
     assert!(apps.starts_with("NAME"), "{apps}");
-    assert!(apps.lines().any(|l| l.starts_with("shop") && l.contains("yes") && l.contains("redirect")), "{apps}");
+    assert!(
+        apps.lines()
+            .any(|l| l.starts_with("shop") && l.contains("yes") && l.contains("redirect")),
+        "{apps}"
+    );
     let servers = ok(cp.ctl(&["servers"]));
-    assert!(servers.lines().any(|l| l.starts_with("a ") && l.contains("5000")), "{servers}");
+    assert!(
+        servers
+            .lines()
+            .any(|l| l.starts_with("a ") && l.contains("5000")),
+        "{servers}"
+    );
 
     let out = ok(cp.ctl(&["server", "load", "a", "1500"]));
     assert!(out.contains("load 1500"), "{out}");
-    let j: serde_json::Value = serde_json::from_str(&ok(cp.ctl(&["--json", "servers"]))).expect("json");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(cp.ctl(&["--json", "servers"]))).expect("json");
     assert_eq!(j[0]["name"], "a");
     assert_eq!(j[0]["dynamic_load"], 1500);
     assert_eq!(j[0]["load_metric"], 1500.0);
@@ -63,9 +73,15 @@ fn ctl_drives_the_control_plane() {
     }
     ok(cp.ctl(&["server", "enable", "a"]));
     ok(cp.ctl(&["app", "disable", "shop"]));
-    assert_eq!(call(http().get(&format!("http://127.0.0.1:{front}/")), None).status, 503);
+    assert_eq!(
+        call(http().get(&format!("http://127.0.0.1:{front}/")), None).status,
+        503
+    );
     ok(cp.ctl(&["app", "enable", "shop"]));
-    assert_eq!(call(http().get(&format!("http://127.0.0.1:{front}/")), None).status, 302);
+    assert_eq!(
+        call(http().get(&format!("http://127.0.0.1:{front}/")), None).status,
+        302
+    );
 
     let out = ok(cp.ctl(&["server", "redirect", "a", "b"]));
     assert!(out.contains("redirecting users to b"), "{out}");
@@ -74,15 +90,54 @@ fn ctl_drives_the_control_plane() {
     assert!(cp.api_ok("GET", "/api/v1/servers/a", None)["redirect"].is_null());
 
     let blog = free_port();
-    ok(cp.ctl(&["app", "add", "blog", "--listen", &format!("127.0.0.1:{blog}"), "--stateful", "/edit"]));
-    ok(cp.ctl(&["server", "add", "c", "--app", "blog", "--url", "http://127.0.0.1:20303", "--capacity", "2"]));
+    ok(cp.ctl(&[
+        "app",
+        "add",
+        "blog",
+        "--listen",
+        &format!("127.0.0.1:{blog}"),
+        "--stateful",
+        "/edit",
+    ]));
+    ok(cp.ctl(&[
+        "server",
+        "add",
+        "c",
+        "--app",
+        "blog",
+        "--url",
+        "http://127.0.0.1:20303",
+        "--capacity",
+        "2",
+    ]));
     wait_for_port(blog, Duration::from_secs(5));
     let r = call(http().get(&format!("http://127.0.0.1:{blog}/x")), None);
     assert_eq!(r.location.as_deref(), Some("http://127.0.0.1:20303/x"));
-    ok(cp.ctl(&["wsi", "add", "ngx-c", "--url", "http://127.0.0.1:9/usher/command", "--role", "server", "--app", "blog", "--server", "c", "--token", "t0k"]));
+    ok(cp.ctl(&[
+        "wsi",
+        "add",
+        "ngx-c",
+        "--url",
+        "http://127.0.0.1:9/usher/command",
+        "--role",
+        "server",
+        "--app",
+        "blog",
+        "--server",
+        "c",
+        "--token",
+        "t0k",
+    ]));
     let wsis = ok(cp.ctl(&["wsis"]));
-    assert!(wsis.lines().any(|l| l.starts_with("ngx-c") && l.contains("server")), "{wsis}");
-    assert!(!wsis.contains("t0k"), "the WSI token must not be shown: {wsis}");
+    assert!(
+        wsis.lines()
+            .any(|l| l.starts_with("ngx-c") && l.contains("server")),
+        "{wsis}"
+    );
+    assert!(
+        !wsis.contains("t0k"),
+        "the WSI token must not be shown: {wsis}"
+    );
 
     // Errors: 404 names the object; 409 explains; bad value names the field.
     let err = fails(cp.ctl(&["server", "enable", "nosuch"]));
@@ -130,12 +185,22 @@ fn ctl_errors_are_clear() {
     // Nothing listening.
     let dead = free_port();
     let o = Command::new(usher_bin())
-        .args(["ctl", "--url", &format!("http://127.0.0.1:{dead}"), "servers"])
+        .args([
+            "ctl",
+            "--url",
+            &format!("http://127.0.0.1:{dead}"),
+            "servers",
+        ])
         .env("USHER_TOKEN", "x")
         .output()
         .expect("run");
     let err = fails(o);
-    assert!(err.contains(&format!("cannot reach the control plane at http://127.0.0.1:{dead}")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach the control plane at http://127.0.0.1:{dead}"
+        )),
+        "{err}"
+    );
 
     // 404 for an unknown app.
     let err = fails(cp.ctl(&["app", "disable", "ghost"]));

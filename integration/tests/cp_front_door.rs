@@ -14,7 +14,9 @@ use usher_integration::{call, free_port, http, wait_for_port};
 const LOADS: [u32; 6] = [1500, 2250, 3250, 2000, 1000, 1000];
 
 fn six_servers(front: u16) -> (String, Vec<String>) {
-    let urls: Vec<String> = (0..6).map(|i| format!("http://127.0.0.1:{}", 20001 + i)).collect();
+    let urls: Vec<String> = (0..6)
+        .map(|i| format!("http://127.0.0.1:{}", 20001 + i))
+        .collect();
     let mut cfg = format!(
         "[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\nmode = \"redirect\"\n\
          sorry_page = \"sorry.html\"\nstateful = [\"/cart\"]\nepsilon = 0\nobsolescence_secs = 1200\n"
@@ -38,7 +40,11 @@ fn referrals_follow_load_metrics_and_only_name_configured_urls() {
     let cp = ControlPlane::start(&cfg, &[("sorry.html", "<h1>shop is closed</h1>")]);
     wait_for_port(front, Duration::from_secs(5));
     for (i, l) in LOADS.iter().enumerate() {
-        cp.api_ok("PUT", &format!("/api/v1/servers/s{i}/load"), Some(&format!("{{\"value\":{l}}}")));
+        cp.api_ok(
+            "PUT",
+            &format!("/api/v1/servers/s{i}/load"),
+            Some(&format!("{{\"value\":{l}}}")),
+        );
     }
     // Expected shares: each server's load metric over the sum, as the API
     // reports it (the loads were just set, so they equal the loads).
@@ -58,7 +64,10 @@ fn referrals_follow_load_metrics_and_only_name_configured_urls() {
     let mut counts: HashMap<String, u32> = HashMap::new();
     let n = 10_000;
     for i in 0..n {
-        let r = call(agent.get(&format!("http://127.0.0.1:{front}/p/{i}?q=1")), None);
+        let r = call(
+            agent.get(&format!("http://127.0.0.1:{front}/p/{i}?q=1")),
+            None,
+        );
         assert_eq!(r.status, 302, "{}", r.body);
         let loc = r.location.expect("Location");
         let base = urls
@@ -79,7 +88,10 @@ fn referrals_follow_load_metrics_and_only_name_configured_urls() {
         // The metrics are the loads just set (aging over T = 20 min moves
         // them by well under a point during the test).
         let by_load = f64::from(LOADS[i]) / f64::from(LOADS.iter().sum::<u32>());
-        assert!((want - by_load).abs() < 0.005, "s{i} metric share {want} vs load share {by_load}");
+        assert!(
+            (want - by_load).abs() < 0.005,
+            "s{i} metric share {want} vs load share {by_load}"
+        );
     }
 
     // A forged Host header, an absolute-URI request line and a
@@ -223,11 +235,14 @@ fn proxy_mode_reaches_the_backend_and_limits_concurrency() {
             })
         })
         .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
     let served = results.iter().filter(|r| r.0 == 200).count();
     let refused: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
     assert_eq!(served + refused.len(), 6, "{results:?}");
-    assert!(served >= 1 && served <= 2, "{results:?}");
+    assert!((1..=2).contains(&served), "{results:?}");
     assert!(refused.len() >= 4, "{results:?}");
     for r in &refused {
         assert!(r.1.contains("too many requests"), "{}", r.1);

@@ -89,7 +89,10 @@ impl Receiver {
                 }
             };
             let (status, answer) = match stale {
-                Some(current) => ("409 Conflict", format!(r#"{{"error":"stale version","current":{current}}}"#)),
+                Some(current) => (
+                    "409 Conflict",
+                    format!(r#"{{"error":"stale version","current":{current}}}"#),
+                ),
                 None => ("200 OK", format!(r#"{{"applied":{version}}}"#)),
             };
             if stale.is_none() {
@@ -111,14 +114,29 @@ impl Receiver {
     }
 
     fn all(&self, path: &str) -> Vec<Got> {
-        self.got.lock().expect("lock").iter().filter(|g| g.path == path).cloned().collect()
+        self.got
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|g| g.path == path)
+            .cloned()
+            .collect()
     }
 
     /// Waits for a push to `path` received after `since` that satisfies `check`.
-    fn wait_for(&self, path: &str, since: Instant, limit: Duration, check: impl Fn(&Value) -> bool) -> Option<Got> {
+    fn wait_for(
+        &self,
+        path: &str,
+        since: Instant,
+        limit: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Option<Got> {
         let mut found = None;
         eventually(limit, || {
-            found = self.all(path).into_iter().find(|g| g.at >= since && check(&g.body["snapshot"]));
+            found = self
+                .all(path)
+                .into_iter()
+                .find(|g| g.at >= since && check(&g.body["snapshot"]));
             found.is_some()
         });
         found
@@ -138,14 +156,18 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
     );
     let cp = ControlPlane::start(&cfg, &[("a.token", "a-token\n")]);
     let t0 = Instant::now();
-    let first_a = rx.wait_for("/a/command", t0, Duration::from_secs(3), |_| true).expect("first push to ngx-a");
+    let first_a = rx
+        .wait_for("/a/command", t0, Duration::from_secs(3), |_| true)
+        .expect("first push to ngx-a");
     assert_eq!(first_a.auth, "Bearer a-token");
     assert_eq!(first_a.body["type"], "snapshot");
     let orders = &first_a.body["snapshot"]["orders"];
     assert!(orders["redirect"].is_null(), "{orders}");
     assert_eq!(orders["rules"]["stateful"][0], "/cart");
     assert_eq!(orders["rules"]["session_cookie"], "usher_session");
-    let first_door = rx.wait_for("/door/command", t0, Duration::from_secs(3), |_| true).expect("first push to door");
+    let first_door = rx
+        .wait_for("/door/command", t0, Duration::from_secs(3), |_| true)
+        .expect("first push to door");
     assert_eq!(first_door.auth, "Bearer door-token");
     let app = &first_door.body["snapshot"]["apps"][0];
     assert_eq!(app["name"], "shop");
@@ -164,7 +186,10 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
     assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
     // To the front door: the app's front-door URL.
     let t = Instant::now();
-    assert!(cp.ctl(&["server", "redirect", "a", "front-door"]).status.success());
+    assert!(cp
+        .ctl(&["server", "redirect", "a", "front-door"])
+        .status
+        .success());
     let got = rx
         .wait_for("/a/command", t, Duration::from_secs(3), |s| {
             s["orders"]["redirect"]["target"] == format!("http://127.0.0.1:{front}")
@@ -176,44 +201,72 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
     let t = Instant::now();
     assert!(cp.ctl(&["app", "disable", "shop"]).status.success());
     let got = rx
-        .wait_for("/door/command", t, Duration::from_secs(3), |s| s["apps"][0]["enabled"] == false)
+        .wait_for("/door/command", t, Duration::from_secs(3), |s| {
+            s["apps"][0]["enabled"] == false
+        })
         .expect("disable pushed");
     assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
     let t = Instant::now();
     assert!(cp.ctl(&["server", "load", "b", "2500"]).status.success());
     let got = rx
         .wait_for("/door/command", t, Duration::from_secs(3), |s| {
-            s["apps"][0]["servers"]
-                .as_array()
-                .is_some_and(|v| v.iter().any(|x| x["name"] == "b" && x["dynamic_load"] == 2500))
+            s["apps"][0]["servers"].as_array().is_some_and(|v| {
+                v.iter()
+                    .any(|x| x["name"] == "b" && x["dynamic_load"] == 2500)
+            })
         })
         .expect("load pushed");
     assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
 
     // Without changes, pushes still come (every 2 s).
     let t = Instant::now();
-    let again = rx.wait_for("/door/command", t, Duration::from_secs(4), |_| true).expect("periodic push");
-    assert!(again.at - t <= Duration::from_millis(2600), "took {:?}", again.at - t);
+    let again = rx
+        .wait_for("/door/command", t, Duration::from_secs(4), |_| true)
+        .expect("periodic push");
+    assert!(
+        again.at - t <= Duration::from_millis(2600),
+        "took {:?}",
+        again.at - t
+    );
 
     // A WSI that reports a newer version (409) makes the next one higher.
-    let last = rx.all("/door/command").last().and_then(|g| g.body["snapshot"]["version"].as_u64()).expect("v");
+    let last = rx
+        .all("/door/command")
+        .last()
+        .and_then(|g| g.body["snapshot"]["version"].as_u64())
+        .expect("v");
     let ahead = last + 1_000_000_000;
     *rx.stale_once.lock().expect("lock") = Some(("/door/command".into(), ahead));
     let t = Instant::now();
     assert!(cp.ctl(&["app", "enable", "shop"]).status.success());
     let got = rx
-        .wait_for("/door/command", t, Duration::from_secs(3), |s| s["apps"][0]["enabled"] == true)
+        .wait_for("/door/command", t, Duration::from_secs(3), |s| {
+            s["apps"][0]["enabled"] == true
+        })
         .expect("push after 409");
     assert!(got.body["snapshot"]["version"].as_u64().expect("v") > ahead);
 
     // A WSI added through the API gets its first snapshot within 1 s.
     let t = Instant::now();
     let o = cp.ctl(&[
-        "wsi", "add", "ngx-b", "--url", &format!("http://127.0.0.1:{port}/b/command"), "--role", "server",
-        "--app", "shop", "--server", "b", "--token", "b-token",
+        "wsi",
+        "add",
+        "ngx-b",
+        "--url",
+        &format!("http://127.0.0.1:{port}/b/command"),
+        "--role",
+        "server",
+        "--app",
+        "shop",
+        "--server",
+        "b",
+        "--token",
+        "b-token",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let got = rx.wait_for("/b/command", t, Duration::from_secs(3), |_| true).expect("push to new WSI");
+    let got = rx
+        .wait_for("/b/command", t, Duration::from_secs(3), |_| true)
+        .expect("push to new WSI");
     assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
     assert_eq!(got.auth, "Bearer b-token");
 
@@ -224,10 +277,16 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
             .iter()
             .map(|g| g.body["snapshot"]["version"].as_u64().expect("version"))
             .collect();
-        assert!(versions.windows(2).all(|w| w[1] > w[0]), "{path}: {versions:?}");
+        assert!(
+            versions.windows(2).all(|w| w[1] > w[0]),
+            "{path}: {versions:?}"
+        );
     }
     let wsis = cp.api_ok("GET", "/api/v1/wsis", None);
-    let door = wsis.as_array().and_then(|a| a.iter().find(|w| w["name"] == "door")).expect("door");
+    let door = wsis
+        .as_array()
+        .and_then(|a| a.iter().find(|w| w["name"] == "door"))
+        .expect("door");
     assert!(door["push"]["applied_version"].as_u64().is_some(), "{door}");
     assert!(door.get("token").is_none(), "{door}");
 }

@@ -13,7 +13,11 @@ use usher_integration::{call, free_port, http, usher_bin, wait_for_port, Proc, R
 
 /// Panics with a clear message when a needed artifact was not built.
 pub fn need(path: &Path, how: &str) {
-    assert!(path.exists(), "{} is missing: build it first ({how})", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build it first ({how})",
+        path.display()
+    );
 }
 
 pub fn demo_app_bin() -> PathBuf {
@@ -52,7 +56,9 @@ impl ControlPlane {
 
     fn launch(&mut self) {
         let mut cmd = Command::new(usher_bin());
-        cmd.arg("control").arg("--config").arg(self.dir.path().join("usher.toml"));
+        cmd.arg("control")
+            .arg("--config")
+            .arg(self.dir.path().join("usher.toml"));
         cmd.env("USHER_LOG", "info");
         let log = self.dir.path().join("control.log");
         let mut p = Proc::spawn("usher control", cmd, &log);
@@ -155,7 +161,8 @@ pub fn demo_app(dir: &Path, name: &str, workers: u32, service_ms: u32) -> (Proc,
 /// Sends raw bytes as one HTTP/1.1 request and returns (status, Location, body).
 pub fn raw_request(port: u16, request: &str) -> (u16, Option<String>, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     s.write_all(request.as_bytes()).expect("send");
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -170,7 +177,8 @@ pub fn raw_request(port: u16, request: &str) -> (u16, Option<String>, String) {
                         .lines()
                         .find_map(|l| {
                             let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
                         })
                         .unwrap_or(0);
                     if buf.len() >= end + 4 + len {
@@ -190,7 +198,8 @@ pub fn raw_request(port: u16, request: &str) -> (u16, Option<String>, String) {
         .unwrap_or(0);
     let location = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
+        k.eq_ignore_ascii_case("location")
+            .then(|| v.trim().to_string())
     });
     (status, location, body.to_string())
 }
