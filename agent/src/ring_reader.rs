@@ -132,6 +132,22 @@ impl RingReader {
         counts
     }
 
+    /// Drains every ring without decoding, passing each record's bytes to
+    /// `each`; returns how many there were.
+    pub fn drain_raw(&mut self, mut each: impl FnMut(&[u8])) -> u64 {
+        let mut n = 0u64;
+        let mut buf = std::mem::take(&mut self.buf);
+        if let Ok(area) = self.area() {
+            for i in 0..area.ring_count() {
+                if let Some(ring) = area.ring(i) {
+                    n += ring.drain(usize::MAX, &mut buf, &mut each) as u64;
+                }
+            }
+        }
+        self.buf = buf;
+        n
+    }
+
     /// Records written and dropped by the producers, summed over all rings.
     pub fn stats(&self) -> RingStats {
         let mut total = RingStats::default();

@@ -13,7 +13,7 @@ use usher_core::{Field, FieldMask, RequestRecord};
 
 use crate::conf::Role;
 use crate::module::Module;
-use crate::net::{self, text};
+use crate::net;
 use crate::shared::{count, Counter};
 
 /// LOG phase handler.
@@ -57,10 +57,10 @@ unsafe fn log(r: *mut ngx_http_request_t) {
             }
         }
         // SAFETY: the caller's contract.
-        let rec = unsafe { build(r, mask, start, end) };
+        unsafe { fill(&mut w.record, &mut w.conn_cache, r, mask, start, end) };
         let mut buf = std::mem::take(&mut w.scratch);
         buf.clear();
-        rec.encode_into(mask, &mut buf);
+        w.record.encode_into(mask, &mut buf);
         let pushed = match &w.ring {
             Some(ring) => ring.push(&buf),
             None => {
@@ -88,20 +88,20 @@ unsafe fn log(r: *mut ngx_http_request_t) {
     });
 }
 
-/// Everything a header scan finds.
+/// The request headers a record may need (borrowed from the request).
 #[derive(Default)]
-struct Headers {
-    accept: Option<String>,
-    user_agent: Option<String>,
-    connection: Option<String>,
-    pragma: Option<String>,
-    referer: Option<String>,
-    auth_type: Option<String>,
+struct Headers<'a> {
+    accept: &'a [u8],
+    user_agent: &'a [u8],
+    connection: &'a [u8],
+    pragma: &'a [u8],
+    referer: &'a [u8],
+    authorization: &'a [u8],
 }
 
 /// # Safety
-/// `r` must be a valid request.
-unsafe fn scan_headers(r: *mut ngx_http_request_t, mask: FieldMask) -> Headers {
+/// `r` must be a valid request; the result borrows its header memory.
+unsafe fn scan_headers<'a>(r: *mut ngx_http_request_t, mask: FieldMask) -> Headers<'a> {
     let mut h = Headers::default();
     let wanted = [
         Field::Accept,
@@ -128,25 +128,19 @@ unsafe fn scan_headers(r: *mut ngx_http_request_t, mask: FieldMask) -> Headers {
         };
         for e in elts {
             let key = net::bytes(&e.key);
-            let value = || text(&e.value);
-            let slot = if key.eq_ignore_ascii_case(b"accept") {
-                &mut h.accept
-            } else if key.eq_ignore_ascii_case(b"user-agent") {
-                &mut h.user_agent
-            } else if key.eq_ignore_ascii_case(b"connection") {
-                &mut h.connection
-            } else if key.eq_ignore_ascii_case(b"pragma") {
-                &mut h.pragma
-            } else if key.eq_ignore_ascii_case(b"referer") {
-                &mut h.referer
-            } else if key.eq_ignore_ascii_case(b"authorization") {
-                h.auth_type = Some(value().split(' ').next().unwrap_or("").to_string());
-                continue;
-            } else {
-                continue;
+            let slot = match key.len() {
+                6 if key.eq_ignore_ascii_case(b"accept") => &mut h.accept,
+                6 if key.eq_ignore_ascii_case(b"pragma") => &mut h.pragma,
+                7 if key.eq_ignore_ascii_case(b"referer") => &mut h.referer,
+                10 if key.eq_ignore_ascii_case(b"user-agent") => &mut h.user_agent,
+                10 if key.eq_ignore_ascii_case(b"connection") => &mut h.connection,
+                13 if key.eq_ignore_ascii_case(b"authorization") => &mut h.authorization,
+                _ => continue,
             };
-            if slot.is_none() {
-                *slot = Some(value());
+            if slot.is_empty() {
+                // SAFETY: header values live in the request pool for the
+                // whole request, longer than the record built from them.
+                *slot = unsafe { std::slice::from_raw_parts(e.value.data, e.value.len) };
             }
         }
         // SAFETY: `next` is null or the next part of the same list.
@@ -155,18 +149,80 @@ unsafe fn scan_headers(r: *mut ngx_http_request_t, mask: FieldMask) -> Headers {
     h
 }
 
-/// Builds the record with (at least) the fields in `mask`; a selected field
-/// the request does not have is reported empty (or 0), so every record holds
-/// exactly the selected fields. `queue_delay` is never known to nginx.
+/// Which connection the address fields of the reused record describe.
+#[derive(Debug, Default)]
+pub struct ConnCache {
+    /// (nginx connection number, field mask) of the last record.
+    last: Option<(u64, u32)>,
+}
+
+/// Sets a text field, reusing its buffer (no allocation once warm).
+fn set_text(slot: &mut Option<String>, value: &[u8]) {
+    let s = slot.get_or_insert_with(String::new);
+    s.clear();
+    match std::str::from_utf8(value) {
+        Ok(v) => s.push_str(v),
+        Err(_) => s.push_str(&String::from_utf8_lossy(value)),
+    }
+}
+
+/// Sets a text field to a formatted socket address, reusing its buffer.
+/// IPv4 is formatted by hand: `fmt` costs more than the rest of a record.
+fn set_addr(slot: &mut Option<String>, addr: Option<std::net::SocketAddr>) {
+    let s = slot.get_or_insert_with(String::new);
+    s.clear();
+    match addr {
+        Some(std::net::SocketAddr::V4(a)) => {
+            for (i, octet) in a.ip().octets().iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(s, u64::from(*octet));
+            }
+            s.push(':');
+            push_decimal(s, u64::from(a.port()));
+        }
+        Some(a) => {
+            use std::fmt::Write;
+            // Writing into a String cannot fail.
+            write!(s, "{a}").ok();
+        }
+        None => {}
+    }
+}
+
+fn push_decimal(s: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        s.push(char::from(*d));
+    }
+}
+
+/// Fills `rec` with the fields in `mask`, in place: the worker reuses one
+/// record so its strings keep their capacity. A selected field the request
+/// does not have is reported empty (or 0), so every record holds exactly the
+/// selected fields; fields outside `mask` keep old values, which the encoder
+/// leaves out. `queue_delay` is never known to nginx and stays unset.
 ///
 /// # Safety
 /// `r` must be a valid request.
-unsafe fn build(
+unsafe fn fill(
+    rec: &mut RequestRecord,
+    conn_cache: &mut ConnCache,
     r: *mut ngx_http_request_t,
     mask: FieldMask,
     start: u64,
     end: u64,
-) -> RequestRecord {
+) {
     // SAFETY: the caller's contract: the request, its connection and its
     // header structures are valid for the whole log phase.
     unsafe {
@@ -174,61 +230,62 @@ unsafe fn build(
         let c = &*req.connection;
         let want = |f: Field| mask.has(f);
         let hdr = scan_headers(r, mask);
-        let or_empty = |v: Option<String>| Some(v.unwrap_or_default());
-        let mut rec = RequestRecord::default();
-        if want(Field::ServerEndpoint) {
-            ngx_connection_local_sockaddr(req.connection, std::ptr::null_mut(), 0);
-            rec.server_endpoint = Some(
-                net::sockaddr(c.local_sockaddr)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-            );
-        }
-        if want(Field::ClientEndpoint) {
-            rec.client_endpoint = Some(
-                net::sockaddr(c.sockaddr)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-            );
-        }
-        if want(Field::ClientHost) {
-            rec.client_host = Some(text(&c.addr_text));
+        // The addresses are those of the connection: format them once per
+        // connection (keep-alive requests reuse the text already in `rec`).
+        let conn = (c.number as u64, mask.0);
+        if conn_cache.last != Some(conn) {
+            conn_cache.last = Some(conn);
+            if want(Field::ServerEndpoint) {
+                ngx_connection_local_sockaddr(req.connection, std::ptr::null_mut(), 0);
+                set_addr(&mut rec.server_endpoint, net::sockaddr(c.local_sockaddr));
+            }
+            if want(Field::ClientEndpoint) {
+                set_addr(&mut rec.client_endpoint, net::sockaddr(c.sockaddr));
+            }
+            if want(Field::ClientHost) {
+                set_text(&mut rec.client_host, net::bytes(&c.addr_text));
+            }
         }
         if want(Field::UserName) {
-            rec.user_name = Some(text(&req.headers_in.user));
+            set_text(&mut rec.user_name, net::bytes(&req.headers_in.user));
         }
         if want(Field::AuthType) {
-            rec.auth_type = or_empty(hdr.auth_type);
+            let scheme = hdr
+                .authorization
+                .split(|b| *b == b' ')
+                .next()
+                .unwrap_or_default();
+            set_text(&mut rec.auth_type, scheme);
         }
         if want(Field::AuthDbPath) {
-            rec.auth_db_path = Some(String::new());
+            set_text(&mut rec.auth_db_path, b"");
         }
         if want(Field::RequestLine) {
-            rec.request_line = Some(text(&req.request_line));
+            set_text(&mut rec.request_line, net::bytes(&req.request_line));
         }
         if want(Field::ContentPath) {
-            rec.content_path = Some(text(&req.uri));
+            set_text(&mut rec.content_path, net::bytes(&req.uri));
         }
         if want(Field::Accept) {
-            rec.accept = or_empty(hdr.accept);
+            set_text(&mut rec.accept, hdr.accept);
         }
         if want(Field::Method) {
-            rec.method = Some(text(&req.method_name));
+            set_text(&mut rec.method, net::bytes(&req.method_name));
         }
         if want(Field::UserAgent) {
-            rec.user_agent = or_empty(hdr.user_agent);
+            set_text(&mut rec.user_agent, hdr.user_agent);
         }
         if want(Field::Connection) {
-            rec.connection = or_empty(hdr.connection);
+            set_text(&mut rec.connection, hdr.connection);
         }
         if want(Field::Pragma) {
-            rec.pragma = or_empty(hdr.pragma);
+            set_text(&mut rec.pragma, hdr.pragma);
         }
         if want(Field::Status) {
             rec.status = Some(req.headers_out.status as u64);
         }
         if want(Field::Protocol) {
-            rec.protocol = Some(text(&req.http_protocol));
+            set_text(&mut rec.protocol, net::bytes(&req.http_protocol));
         }
         if want(Field::LastModified) {
             rec.last_modified = Some(req.headers_out.last_modified_time.max(0) as u64);
@@ -239,7 +296,10 @@ unsafe fn build(
             rec.content_length = Some(if n >= 0 { n as u64 } else { sent.max(0) as u64 });
         }
         if want(Field::ContentType) {
-            rec.content_type = Some(text(&req.headers_out.content_type));
+            set_text(
+                &mut rec.content_type,
+                net::bytes(&req.headers_out.content_type),
+            );
         }
         if want(Field::StartTime) {
             rec.start_time_us = Some(start);
@@ -248,16 +308,18 @@ unsafe fn build(
             rec.processing_time_us = Some(end.saturating_sub(start));
         }
         if want(Field::Cookies) {
-            rec.cookies = or_empty(net::cookies(r));
+            match net::cookies(r) {
+                Some(v) => set_text(&mut rec.cookies, v.as_bytes()),
+                None => set_text(&mut rec.cookies, b""),
+            }
         }
         if want(Field::Referer) {
-            rec.referer = or_empty(hdr.referer);
+            set_text(&mut rec.referer, hdr.referer);
         }
         if want(Field::RedirectLocation) {
-            rec.redirect_location = Some(
-                net::header(req.headers_out.location)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default(),
+            set_text(
+                &mut rec.redirect_location,
+                net::header(req.headers_out.location).unwrap_or_default(),
             );
         }
         if want(Field::Aborted) {
@@ -266,6 +328,5 @@ unsafe fn build(
         if want(Field::LoggedAt) {
             rec.logged_at_us = Some(end);
         }
-        rec
     }
 }

@@ -17,7 +17,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use usher_core::ring::Ring;
 use usher_core::snapshot::AppView;
-use usher_core::{FrontDoor, Snapshot};
+use usher_core::{FrontDoor, RequestRecord, Snapshot};
 
 use crate::module::Module;
 
@@ -37,6 +37,9 @@ pub struct Worker {
     rng: SmallRng,
     started: Instant,
     pub scratch: Vec<u8>,
+    /// The record being built, reused so its strings keep their capacity.
+    pub record: RequestRecord,
+    pub conn_cache: crate::log_phase::ConnCache,
     pub last_drop_log: u64,
 }
 
@@ -53,6 +56,8 @@ impl Worker {
             rng: SmallRng::seed_from_u64(seed),
             started: Instant::now(),
             scratch: Vec::with_capacity(1024),
+            record: RequestRecord::default(),
+            conn_cache: Default::default(),
             last_drop_log: 0,
         }
     }

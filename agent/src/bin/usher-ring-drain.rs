@@ -1,9 +1,11 @@
-//! `usher-ring-drain PATH [--interval-ms N] [--records] [--seconds N]`
+//! `usher-ring-drain PATH [--interval-ms N] [--records | --count-only] [--seconds N]`
 //!
 //! Attaches to a web server's record ring file and drains it continuously,
 //! as the agent will. Prints one JSON line per second with the counts so far
 //! (`{"records":N,"bad":N,"written":N,"dropped":N}`), and with `--records`
-//! also every decoded record as a JSON line. Waits for the file to appear and
+//! also every decoded record as a JSON line; `--count-only` frees the rings
+//! without decoding (counts records, checks nothing: for benchmarks that
+//! measure the writer, not the reader). Waits for the file to appear and
 //! follows it when nginx replaces it. Used by tests and `make bench` as "a
 //! reader is attached".
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@ struct Args {
     path: PathBuf,
     interval: Duration,
     records: bool,
+    count_only: bool,
     seconds: Option<u64>,
 }
 
@@ -26,6 +29,7 @@ fn parse_args() -> Result<Args, String> {
     let mut path = None;
     let mut interval = Duration::from_millis(5);
     let mut records = false;
+    let mut count_only = false;
     let mut seconds = None;
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -44,9 +48,10 @@ fn parse_args() -> Result<Args, String> {
                 );
             }
             "--records" => records = true,
+            "--count-only" => count_only = true,
             "-h" | "--help" => {
                 return Err(
-                    "usage: usher-ring-drain PATH [--interval-ms N] [--records] [--seconds N]"
+                    "usage: usher-ring-drain PATH [--interval-ms N] [--records | --count-only] [--seconds N]"
                         .into(),
                 )
             }
@@ -56,9 +61,10 @@ fn parse_args() -> Result<Args, String> {
     }
     Ok(Args {
         path: path
-            .ok_or("usage: usher-ring-drain PATH [--interval-ms N] [--records] [--seconds N]")?,
+            .ok_or("usage: usher-ring-drain PATH [--interval-ms N] [--records | --count-only] [--seconds N]")?,
         interval,
         records,
+        count_only,
         seconds,
     })
 }
@@ -91,17 +97,21 @@ fn main() {
             }
         }
         if let Some(r) = reader.as_mut() {
-            let mut out = stdout.lock();
-            let counts = r.drain(|rec| {
-                if args.records {
-                    if let Ok(line) = serde_json::to_string(&rec) {
-                        if let Err(e) = writeln!(out, "{line}") {
-                            eprintln!("usher-ring-drain: stdout: {e}");
+            if args.count_only {
+                total.records += r.drain_raw(|_| {});
+            } else {
+                let mut out = stdout.lock();
+                let counts = r.drain(|rec| {
+                    if args.records {
+                        if let Ok(line) = serde_json::to_string(&rec) {
+                            if let Err(e) = writeln!(out, "{line}") {
+                                eprintln!("usher-ring-drain: stdout: {e}");
+                            }
                         }
                     }
-                }
-            });
-            total.add(counts);
+                });
+                total.add(counts);
+            }
         }
         let done = args
             .seconds
