@@ -1,0 +1,71 @@
+//! Small parsers for request-record fields taken from HTTP headers.
+
+/// The scheme of an `Authorization` header (`Basic`, `Bearer`, ...).
+pub fn auth_type(authorization: &str) -> Option<String> {
+    let scheme = authorization.split_whitespace().next()?;
+    scheme
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        .then(|| scheme.to_string())
+}
+
+/// The path of a `:path` without its query.
+pub fn content_path(path_and_query: &str) -> &str {
+    path_and_query.split('?').next().unwrap_or("")
+}
+
+/// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn http_date_secs(date: &str) -> Option<u64> {
+    let mut parts = date.split_whitespace().skip(1);
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + h * 3600 + m * 60 + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!(
+            http_date_secs("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(http_date_secs("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(http_date_secs("Sun, 06 Nov 1994 08:49:37 PST"), None);
+        assert_eq!(http_date_secs("garbage"), None);
+        assert_eq!(auth_type("Basic dXNlcjpwYXNz"), Some("Basic".into()));
+        assert_eq!(content_path("/a/b?c=d"), "/a/b");
+    }
+}

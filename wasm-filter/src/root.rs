@@ -1,0 +1,238 @@
+//! The root context: one per worker (and one on the main thread). It parses
+//! the plugin configuration, owns the worker's state (view, record buffer,
+//! random draws) shared with the request contexts, and on its tick picks up
+//! new snapshots, sends sealed record batches and moves counters into the
+//! Envoy metrics.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use log::{error, info, warn};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+
+use crate::command::CommandCtx;
+use crate::config::{self, Role, Settings};
+use crate::interceptor::InterceptorCtx;
+use crate::records::RecordBuffer;
+use crate::rng::Rng;
+use crate::server::ServerCtx;
+use crate::view::View;
+use crate::{host, shared};
+
+/// Tick period when records are kept (sealed batches leave within this).
+const RECORD_TICK: Duration = Duration::from_millis(20);
+/// Ticks between two looks at the snapshot version (about 100 ms).
+const SNAPSHOT_EVERY_MS: u64 = 100;
+
+/// The worker's state, shared by the root context and its requests.
+#[derive(Debug)]
+pub struct Worker {
+    pub settings: Rc<Settings>,
+    pub view: View,
+    pub records: RecordBuffer,
+    pub rng: Rng,
+    /// Redirects answered, not yet added to the metric.
+    pub redirects: u64,
+    /// Random id of this worker's VM, sent in `x-usher-worker`.
+    pub id: String,
+}
+
+/// Shared handle on the worker state.
+pub type Shared = Rc<RefCell<Worker>>;
+
+/// The counters every role defines (same names: same stats in every worker).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metrics {
+    pub written: Option<u32>,
+    pub dropped: Option<u32>,
+    pub redirects: Option<u32>,
+}
+
+impl Metrics {
+    fn define() -> Metrics {
+        Metrics {
+            written: host::counter("usher_records_written"),
+            dropped: host::counter("usher_records_dropped"),
+            redirects: host::counter("usher_redirects"),
+        }
+    }
+}
+
+pub struct Root {
+    context_id: u32,
+    worker: Option<Shared>,
+    metrics: Metrics,
+    tick_ms: u64,
+    since_snapshot_ms: u64,
+    agent_failing: bool,
+}
+
+/// Creates the root context (registered in `main!`).
+pub fn new_root(context_id: u32) -> Box<dyn RootContext> {
+    Box::new(Root {
+        context_id,
+        worker: None,
+        metrics: Metrics::default(),
+        tick_ms: 0,
+        since_snapshot_ms: 0,
+        agent_failing: false,
+    })
+}
+
+impl Root {
+    /// Loads a newer snapshot into this worker's view, if there is one.
+    fn refresh(&mut self, worker: &Shared) {
+        let applied = worker.borrow().view.version;
+        if shared::current_version() == applied {
+            return;
+        }
+        if let Some(snap) = shared::load_newer(applied) {
+            let mut w = worker.borrow_mut();
+            w.view = View::from_snapshot(&w.settings, &snap, host::now_us() as f64 / 1e6);
+            info!("worker {} applied snapshot {}", w.id, snap.version);
+        }
+    }
+
+    /// Sends every ready batch the in-flight limit allows.
+    fn flush(&mut self, worker: &Shared) {
+        let mut w = worker.borrow_mut();
+        let Some(agent) = w.settings.agent.clone() else {
+            return;
+        };
+        w.records.seal_if_old(host::now_us());
+        while let Some((batch, n)) = w.records.next_batch() {
+            match host::post(
+                &agent.cluster,
+                &agent.authority,
+                &agent.path,
+                agent.token.as_deref(),
+                &batch,
+            ) {
+                Ok(token) => w.records.sent(token, n),
+                Err(e) => {
+                    w.records.failed_to_send(n);
+                    if !self.agent_failing {
+                        warn!("cannot send records to cluster {}: {e:?}", agent.cluster);
+                        self.agent_failing = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the worker's counts into the Envoy metrics.
+    fn publish_counts(&mut self, worker: &Shared) {
+        let mut w = worker.borrow_mut();
+        host::add(self.metrics.written, std::mem::take(&mut w.records.written));
+        host::add(self.metrics.dropped, std::mem::take(&mut w.records.dropped));
+        host::add(self.metrics.redirects, std::mem::take(&mut w.redirects));
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        let Some(worker) = self.worker.clone() else {
+            return;
+        };
+        let status = host::call_status();
+        let ok = matches!(status, Some(200..=299));
+        worker.borrow_mut().records.answered(token, ok);
+        if ok == self.agent_failing {
+            self.agent_failing = !ok;
+            if ok {
+                info!("agent takes records again");
+            } else {
+                warn!("agent refused a record batch (status {status:?}); records are dropped and counted");
+            }
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let Some(bytes) = host::plugin_configuration() else {
+            error!("plugin configuration is missing");
+            return false;
+        };
+        let settings = match config::parse(&bytes) {
+            Ok(s) => Rc::new(s),
+            Err(e) => {
+                error!("refused: {e}");
+                return false;
+            }
+        };
+        self.metrics = Metrics::define();
+        let now = host::now_us();
+        let mut rng = Rng::new(now ^ (u64::from(self.context_id) << 32));
+        let id = format!("{:016x}", rng.next_u64());
+        if settings.role == Role::Command {
+            shared::init();
+        } else {
+            let tick = if settings.agent.is_some() {
+                RECORD_TICK
+            } else {
+                Duration::from_millis(SNAPSHOT_EVERY_MS)
+            };
+            self.tick_ms = tick.as_millis() as u64;
+            host::set_tick(tick);
+        }
+        let view = View::from_settings(&settings, now as f64 / 1e6);
+        let worker = Rc::new(RefCell::new(Worker {
+            settings,
+            view,
+            records: RecordBuffer::default(),
+            rng,
+            redirects: 0,
+            id,
+        }));
+        if worker.borrow().settings.role != Role::Command {
+            self.refresh(&worker);
+        }
+        self.worker = Some(worker);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(worker) = self.worker.clone() else {
+            return;
+        };
+        self.since_snapshot_ms += self.tick_ms;
+        if self.since_snapshot_ms >= SNAPSHOT_EVERY_MS {
+            self.since_snapshot_ms = 0;
+            self.refresh(&worker);
+        }
+        self.flush(&worker);
+        self.publish_counts(&worker);
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let Some(worker) = self.worker.clone() else {
+            // Not configured: pass every request through untouched.
+            return Some(Box::new(Passthrough));
+        };
+        let role = worker.borrow().settings.role;
+        Some(match role {
+            Role::Server => Box::new(ServerCtx::new(worker)),
+            Role::Interceptor => Box::new(InterceptorCtx::new(worker)),
+            Role::Command => Box::new(CommandCtx::new(worker, self.metrics)),
+        })
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// A request context that does nothing.
+struct Passthrough;
+
+impl Context for Passthrough {}
+impl HttpContext for Passthrough {}

@@ -1,0 +1,204 @@
+//! Server role, per request: microsecond timing from the request headers to
+//! the log phase, the selected record fields (one host call per selected
+//! field, none for fields not selected), and the redirect the snapshot
+//! orders unless the page is stateful or the user carries the session
+//! cookie. No request header is written.
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use usher_core::{Field, FieldMask, RequestRecord};
+
+use crate::fields::{auth_type, content_path, http_date_secs};
+use crate::host;
+use crate::root::Shared;
+
+pub struct ServerCtx {
+    worker: Shared,
+    mask: FieldMask,
+    recording: bool,
+    start_us: u64,
+    saw_response: bool,
+    record: RequestRecord,
+}
+
+impl ServerCtx {
+    pub fn new(worker: Shared) -> ServerCtx {
+        ServerCtx {
+            worker,
+            mask: FieldMask(0),
+            recording: false,
+            start_us: 0,
+            saw_response: false,
+            record: RequestRecord::default(),
+        }
+    }
+
+    fn wants(&self, f: Field) -> bool {
+        self.mask.has(f)
+    }
+
+    fn capture_request(&mut self, path: Option<&str>) {
+        let header = |on: bool, name: &str| if on { host::request_header(name) } else { None };
+        let r = &mut self.record;
+        let m = self.mask;
+        r.method = header(m.has(Field::Method) || m.has(Field::RequestLine), ":method");
+        if m.has(Field::Protocol) || m.has(Field::RequestLine) {
+            r.protocol = host::property(&["request", "protocol"]);
+        }
+        if m.has(Field::RequestLine) {
+            r.request_line = Some(format!(
+                "{} {} {}",
+                r.method.as_deref().unwrap_or("-"),
+                path.unwrap_or("-"),
+                r.protocol.as_deref().unwrap_or("-")
+            ));
+        }
+        if !m.has(Field::Method) {
+            r.method = None;
+        }
+        if !m.has(Field::Protocol) {
+            r.protocol = None;
+        }
+        if m.has(Field::ContentPath) {
+            r.content_path = path.map(|p| content_path(p).to_string());
+        }
+        if m.has(Field::ServerEndpoint) {
+            r.server_endpoint = host::property(&["destination", "address"]);
+        }
+        if m.has(Field::ClientEndpoint) {
+            r.client_endpoint = host::property(&["source", "address"]);
+        }
+        r.accept = header(m.has(Field::Accept), "accept");
+        r.user_agent = header(m.has(Field::UserAgent), "user-agent");
+        r.connection = header(m.has(Field::Connection), "connection");
+        r.pragma = header(m.has(Field::Pragma), "pragma");
+        r.cookies = header(m.has(Field::Cookies), "cookie");
+        r.referer = header(m.has(Field::Referer), "referer");
+        if m.has(Field::AuthType) {
+            r.auth_type = host::request_header("authorization").and_then(|a| auth_type(&a));
+        }
+    }
+}
+
+impl Context for ServerCtx {}
+
+impl HttpContext for ServerCtx {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.start_us = host::now_us();
+        let (redirecting, needs_path, session_cookie) = {
+            let w = self.worker.borrow();
+            let v = &w.view;
+            self.mask = if w.settings.agent.is_some() {
+                v.mask
+            } else {
+                FieldMask(0)
+            };
+            let redirecting = v.redirect_target.is_some();
+            let needs_path = redirecting
+                || !v.report_pages.is_empty()
+                || self.mask.has(Field::ContentPath)
+                || self.mask.has(Field::RequestLine);
+            (redirecting, needs_path, v.rules.session_cookie.is_some())
+        };
+        let path = if needs_path {
+            host::request_header(":path")
+        } else {
+            None
+        };
+        self.recording = self.mask.0 != 0 && {
+            let w = self.worker.borrow();
+            path.as_deref().map_or(w.view.report_pages.is_empty(), |p| {
+                w.view.reports(content_path(p))
+            })
+        };
+        if self.recording {
+            self.capture_request(path.as_deref());
+        }
+        if !redirecting {
+            return Action::Continue;
+        }
+        let cookie = if session_cookie {
+            host::request_header("cookie")
+        } else {
+            None
+        };
+        let target = path
+            .as_deref()
+            .and_then(|p| self.worker.borrow().view.redirect_for(p, cookie.as_deref()));
+        let Some(location) = target else {
+            return Action::Continue;
+        };
+        let id = {
+            let mut w = self.worker.borrow_mut();
+            w.redirects += 1;
+            w.id.clone()
+        };
+        if self.wants(Field::RedirectLocation) {
+            self.record.redirect_location = Some(location.clone());
+        }
+        if self.wants(Field::Status) {
+            self.record.status = Some(302);
+        }
+        host::send_response(
+            302,
+            &[("location", &location), ("x-usher-worker", &id)],
+            None,
+        );
+        Action::Pause
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.saw_response = true;
+        if !self.recording {
+            return Action::Continue;
+        }
+        let m = self.mask;
+        let r = &mut self.record;
+        let header = |on: bool, name: &str| {
+            if on {
+                host::response_header(name)
+            } else {
+                None
+            }
+        };
+        if m.has(Field::Status) {
+            r.status = header(true, ":status")
+                .and_then(|s| s.parse().ok())
+                .or(r.status);
+        }
+        r.content_length =
+            header(m.has(Field::ContentLength), "content-length").and_then(|s| s.parse().ok());
+        r.content_type = header(m.has(Field::ContentType), "content-type");
+        r.last_modified =
+            header(m.has(Field::LastModified), "last-modified").and_then(|d| http_date_secs(&d));
+        if r.redirect_location.is_none() {
+            r.redirect_location = header(m.has(Field::RedirectLocation), "location");
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if !self.recording {
+            return;
+        }
+        let end_us = host::now_us();
+        let m = self.mask;
+        let r = &mut self.record;
+        if m.has(Field::StartTime) {
+            r.start_time_us = Some(self.start_us);
+        }
+        if m.has(Field::ProcessingTime) {
+            r.processing_time_us = Some(end_us.saturating_sub(self.start_us));
+        }
+        if m.has(Field::Aborted) {
+            r.aborted = Some(!self.saw_response);
+        }
+        if m.has(Field::LoggedAt) {
+            r.logged_at_us = Some(end_us);
+        }
+        self.worker
+            .borrow_mut()
+            .records
+            .push(&self.record, m, end_us);
+    }
+}

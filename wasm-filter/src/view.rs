@@ -1,0 +1,324 @@
+//! A worker's view of what to do: the orders of the latest snapshot (server
+//! role) or the front door built from it (interceptor role), falling back to
+//! the static configuration until a snapshot arrives. Built once per
+//! snapshot version; the request path only reads it (and applies its own
+//! epsilon bumps, per worker, without a lock).
+
+use usher_core::model::join_url;
+use usher_core::snapshot::{AppView, ServerView, Snapshot};
+use usher_core::{AppMode, FieldMask, FrontDoor, Pick, RedirectRules};
+
+use crate::config::Settings;
+
+/// The built-in sorry page.
+pub const SORRY_PAGE: &str = "<!doctype html><title>Sorry</title><h1>Sorry</h1>\
+<p>This service is not available right now. Please try again in a moment.</p>\n";
+
+/// What one worker acts on.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Snapshot version applied (0: static configuration only).
+    pub version: u64,
+    /// Server role: base URL to redirect users to, when ordered.
+    pub redirect_target: Option<String>,
+    /// Server role: configured rules merged with the snapshot's.
+    pub rules: RedirectRules,
+    /// Server role: fields to record.
+    pub mask: FieldMask,
+    /// Server role: path prefixes to record (empty: every request).
+    pub report_pages: Vec<String>,
+    /// Interceptor role: the front door of the configured app.
+    pub door: Option<Door>,
+}
+
+/// A front door and, per server, the `IP:port` for the override_host policy.
+#[derive(Debug, Clone)]
+pub struct Door {
+    pub door: FrontDoor,
+    pub hosts: Vec<Option<String>>,
+}
+
+/// What the interceptor does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Answer 302 with this location.
+    Redirect(String),
+    /// Let the request through with the steering header set to this host.
+    Proxy(String),
+    /// Answer 503 with this HTML body.
+    Sorry(String),
+    /// Answer a plain 503 (no server and no sorry page configured).
+    Unavailable,
+}
+
+impl View {
+    /// The view before any snapshot: configured mask, rules and servers.
+    pub fn from_settings(s: &Settings, now_secs: f64) -> View {
+        let door = (!s.servers.is_empty()).then(|| Door::new(&static_app(s), now_secs));
+        View {
+            version: 0,
+            redirect_target: None,
+            rules: s.rules.clone(),
+            mask: s.mask,
+            report_pages: Vec::new(),
+            door,
+        }
+    }
+
+    /// The view a snapshot gives. A snapshot without orders clears any
+    /// redirect; one that does not name the app keeps the static servers.
+    pub fn from_snapshot(s: &Settings, snap: &Snapshot, now_secs: f64) -> View {
+        let mut view = View::from_settings(s, now_secs);
+        view.version = snap.version;
+        if let Some(orders) = &snap.orders {
+            view.redirect_target = orders.redirect.as_ref().map(|r| r.target.clone());
+            view.rules = merge_rules(&s.rules, &orders.rules);
+            if let (Some(m), true) = (orders.field_mask, s.agent.is_some()) {
+                view.mask = m;
+            }
+            view.report_pages = orders.report_pages.clone();
+        }
+        if let Some(app) = snap.apps.iter().find(|a| a.name == s.app) {
+            view.door = Some(Door::new(app, now_secs));
+        }
+        view
+    }
+
+    /// True when a request to `path` is recorded.
+    pub fn reports(&self, path: &str) -> bool {
+        self.report_pages.is_empty()
+            || self
+                .report_pages
+                .iter()
+                .any(|p| path.starts_with(p.as_str()))
+    }
+
+    /// Server role: where to redirect this request, if anywhere.
+    pub fn redirect_for(&self, path_and_query: &str, cookie: Option<&str>) -> Option<String> {
+        let target = self.redirect_target.as_ref()?;
+        let path = path_and_query.split('?').next().unwrap_or("");
+        self.rules
+            .may_redirect(path, cookie)
+            .then(|| join_url(target, path_and_query))
+    }
+}
+
+impl Door {
+    fn new(app: &AppView, now_secs: f64) -> Door {
+        Door {
+            door: FrontDoor::new(app, now_secs),
+            hosts: app.servers.iter().map(|s| authority_of(&s.url)).collect(),
+        }
+    }
+
+    /// Picks for one new user; `fallback_sorry` is the configured page.
+    pub fn decide(
+        &mut self,
+        now_secs: f64,
+        draw: f64,
+        path_and_query: &str,
+        fallback_sorry: Option<&str>,
+    ) -> Decision {
+        let sorry = |door: &FrontDoor| {
+            door.sorry_page
+                .clone()
+                .or_else(|| fallback_sorry.map(str::to_string))
+        };
+        match self.door.pick(now_secs, draw) {
+            Pick::Server(i) => {
+                let Some(server) = self.door.servers().get(i) else {
+                    return Decision::Unavailable;
+                };
+                match self.door.mode {
+                    AppMode::Redirect => Decision::Redirect(join_url(&server.url, path_and_query)),
+                    AppMode::Proxy => match self.hosts.get(i).cloned().flatten() {
+                        Some(h) => Decision::Proxy(h),
+                        None => Decision::Unavailable,
+                    },
+                }
+            }
+            Pick::Disabled => {
+                Decision::Sorry(sorry(&self.door).unwrap_or_else(|| SORRY_PAGE.to_string()))
+            }
+            Pick::NoServer => sorry(&self.door).map_or(Decision::Unavailable, Decision::Sorry),
+        }
+    }
+}
+
+/// The configured servers as an app view (static capacities, no load yet).
+fn static_app(s: &Settings) -> AppView {
+    AppView {
+        name: s.app.clone(),
+        enabled: true,
+        mode: s.mode,
+        epsilon: s.epsilon,
+        obsolescence_secs: usher_core::snapshot::default_obsolescence_secs(),
+        sorry_page: None,
+        servers: s
+            .servers
+            .iter()
+            .map(|c| ServerView {
+                name: c.name.clone(),
+                url: c.url.clone(),
+                capacity: c.capacity,
+                dynamic_load: None,
+                load_age_secs: 0.0,
+                available: true,
+            })
+            .collect(),
+    }
+}
+
+/// Configured rules and the snapshot's together: a page either calls
+/// stateful stays; the snapshot's allow list and cookie win when set.
+pub fn merge_rules(config: &RedirectRules, snap: &RedirectRules) -> RedirectRules {
+    let union = |a: &[String], b: &[String]| {
+        let mut v = a.to_vec();
+        v.extend(b.iter().filter(|x| !a.contains(x)).cloned());
+        v
+    };
+    RedirectRules {
+        stateful: union(&config.stateful, &snap.stateful),
+        stateful_prefixes: union(&config.stateful_prefixes, &snap.stateful_prefixes),
+        allow: if snap.allow.is_empty() {
+            config.allow.clone()
+        } else {
+            snap.allow.clone()
+        },
+        session_cookie: snap
+            .session_cookie
+            .clone()
+            .or_else(|| config.session_cookie.clone()),
+    }
+}
+
+/// `IP:port` of a base URL whose host is an IP literal (the form the
+/// override_host policy matches); the port defaults from the scheme.
+pub fn authority_of(url: &str) -> Option<String> {
+    let (rest, default_port) = match url.strip_prefix("http://") {
+        Some(r) => (r, 80u16),
+        None => (url.strip_prefix("https://")?, 443u16),
+    };
+    let authority = rest.split('/').next()?;
+    let port_of = |p: Option<&str>| match p {
+        Some(p) => p.parse::<u16>().ok(),
+        None => Some(default_port),
+    };
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (inner, after) = v6.split_once(']')?;
+        inner.parse::<std::net::Ipv6Addr>().ok()?;
+        if !after.is_empty() && !after.starts_with(':') {
+            return None;
+        }
+        let port = port_of(after.strip_prefix(':'))?;
+        return Some(format!("[{inner}]:{port}"));
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, port_of(Some(p))?),
+        None => (authority, default_port),
+    };
+    host.parse::<std::net::Ipv4Addr>().ok()?;
+    Some(format!("{host}:{port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn settings(json: &str) -> Settings {
+        parse(json.as_bytes()).expect("valid config")
+    }
+
+    #[test]
+    fn authorities() {
+        assert_eq!(
+            authority_of("http://127.0.0.1:8081"),
+            Some("127.0.0.1:8081".into())
+        );
+        assert_eq!(
+            authority_of("http://127.0.0.1/"),
+            Some("127.0.0.1:80".into())
+        );
+        assert_eq!(authority_of("https://[::1]:9/"), Some("[::1]:9".into()));
+        assert_eq!(authority_of("https://[::1]"), Some("[::1]:443".into()));
+        assert_eq!(authority_of("http://example.com:80"), None);
+    }
+
+    #[test]
+    fn redirects_follow_orders_and_rules() {
+        let s = settings(r#"{"role":"server","app":"shop","stateful":["/cart"]}"#);
+        let snap = Snapshot::from_json(
+            br#"{"version":2,"orders":{"redirect":{"target":"http://127.0.0.1:9/"},
+                 "rules":{"stateful_prefixes":["/checkout/"],"session_cookie":"sid"}}}"#,
+        )
+        .expect("snapshot");
+        let v = View::from_snapshot(&s, &snap, 0.0);
+        assert_eq!(
+            v.redirect_for("/a?b=1", None),
+            Some("http://127.0.0.1:9/a?b=1".into())
+        );
+        assert_eq!(v.redirect_for("/cart", None), None);
+        assert_eq!(v.redirect_for("/checkout/pay", None), None);
+        assert_eq!(v.redirect_for("/a", Some("x=1; sid=2")), None);
+        assert_eq!(View::from_settings(&s, 0.0).redirect_for("/a", None), None);
+    }
+
+    #[test]
+    fn interceptor_static_then_snapshot() {
+        let s = settings(
+            r#"{"role":"interceptor","app":"shop","mode":"proxy",
+                "servers":[{"name":"a","url":"http://127.0.0.1:81","capacity":1},
+                           {"name":"b","url":"http://127.0.0.1:82","capacity":3}]}"#,
+        );
+        let mut v = View::from_settings(&s, 0.0);
+        let door = v.door.as_mut().expect("door");
+        assert_eq!(
+            door.decide(0.0, 0.1, "/", None),
+            Decision::Proxy("127.0.0.1:81".into())
+        );
+        assert_eq!(
+            door.decide(0.0, 0.9, "/", None),
+            Decision::Proxy("127.0.0.1:82".into())
+        );
+        let snap = Snapshot::from_json(
+            br#"{"version":5,"apps":[{"name":"shop","enabled":false,"servers":[]}]}"#,
+        )
+        .expect("snapshot");
+        let mut v = View::from_snapshot(&s, &snap, 0.0);
+        let door = v.door.as_mut().expect("door");
+        assert_eq!(
+            door.decide(0.0, 0.5, "/", None),
+            Decision::Sorry(SORRY_PAGE.into())
+        );
+        let snap = Snapshot::from_json(
+            br#"{"version":6,"apps":[{"name":"shop","enabled":true,"sorry_page":"busy","servers":[
+                {"name":"a","url":"http://127.0.0.1:81","capacity":1,"available":false}]}]}"#,
+        )
+        .expect("snapshot");
+        let mut v = View::from_snapshot(&s, &snap, 0.0);
+        let door = v.door.as_mut().expect("door");
+        assert_eq!(
+            door.decide(0.0, 0.5, "/", None),
+            Decision::Sorry("busy".into())
+        );
+    }
+
+    #[test]
+    fn redirect_mode_joins_the_path() {
+        let s = settings(
+            r#"{"role":"interceptor","app":"shop",
+                "servers":[{"name":"a","url":"http://127.0.0.1:81/","capacity":1}]}"#,
+        );
+        let mut v = View::from_settings(&s, 0.0);
+        let door = v.door.as_mut().expect("door");
+        assert_eq!(
+            door.decide(0.0, 0.3, "/x?y", None),
+            Decision::Redirect("http://127.0.0.1:81/x?y".into())
+        );
+        assert_eq!(
+            door.decide(0.0, 0.3, "//evil/x", None),
+            Decision::Redirect("http://127.0.0.1:81/".into())
+        );
+    }
+}
