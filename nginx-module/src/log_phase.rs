@@ -232,7 +232,7 @@ unsafe fn fill(
         let hdr = scan_headers(r, mask);
         // The addresses are those of the connection: format them once per
         // connection (keep-alive requests reuse the text already in `rec`).
-        let conn = (c.number as u64, mask.0);
+        let conn = (c.number, mask.0);
         if conn_cache.last != Some(conn) {
             conn_cache.last = Some(conn);
             if want(Field::ServerEndpoint) {
@@ -292,7 +292,7 @@ unsafe fn fill(
         }
         if want(Field::ContentLength) {
             let n = req.headers_out.content_length_n;
-            let sent = (c.sent as i64).saturating_sub(req.header_size as i64);
+            let sent = c.sent.saturating_sub(req.header_size as i64);
             rec.content_length = Some(if n >= 0 { n as u64 } else { sent.max(0) as u64 });
         }
         if want(Field::ContentType) {

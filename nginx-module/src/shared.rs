@@ -128,13 +128,12 @@ fn lock(w: &[AtomicU64], me: u64) -> Result<(), PublishError> {
         match w[LOCK].compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
             Ok(_) => return Ok(()),
             Err(holder) => {
-                if holder == me || !process_alive(holder) {
-                    if w[LOCK]
+                if (holder == me || !process_alive(holder))
+                    && w[LOCK]
                         .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
-                    {
-                        return Ok(());
-                    }
+                {
+                    return Ok(());
                 }
                 if attempt > 10 {
                     std::thread::sleep(std::time::Duration::from_micros(100));

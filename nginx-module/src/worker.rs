@@ -151,7 +151,7 @@ pub unsafe fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
         _ => return ok,
     }
     // SAFETY: `ngx_worker` is set by the master before init_process runs.
-    let index = unsafe { ngx_worker } as usize;
+    let index = unsafe { ngx_worker };
     let ring = crate::channel::worker_ring(index);
     with(|w| {
         w.index = index;
