@@ -1,0 +1,116 @@
+//! Envoy + usher filter, server role: a pushed redirect order sends users
+//! away (302 to the configured target, path kept), never from a stateful
+//! page or a cookie-marked request; a newer snapshot turns it off; and a
+//! change reaches every worker (`--concurrency 2`) within one second.
+
+mod envoy_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use envoy_support::*;
+use serde_json::json;
+use usher_integration::{call, eventually, free_port, http};
+
+fn start(dir: &std::path::Path) -> (App, Envoy) {
+    let app = demo_app(dir, "a");
+    let plugin = json!({"role": "server", "app": "shop", "stateful": ["/cart"], "session_cookie": "usher_session"});
+    let envoy = start_envoy(
+        dir,
+        &EnvoySpec { plugin: plugin.to_string(), app_ports: vec![app.port], override_host: false, agent_port: free_port() },
+    );
+    (app, envoy)
+}
+
+fn redirect_to(version: u64, target: &str) -> serde_json::Value {
+    json!({"version": version, "orders": {"redirect": {"target": target},
+           "rules": {"stateful_prefixes": ["/checkout/"]}}})
+}
+
+#[test]
+fn redirect_on_and_off_never_for_stateful_pages_or_session_users() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, envoy) = start(dir.path());
+    let agent = http();
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut req = agent.get(&envoy.url(path));
+        if let Some(c) = cookie {
+            req = req.set("cookie", c);
+        }
+        call(req, None)
+    };
+    assert_eq!(get("/", None).status, 200, "no redirect before any order");
+
+    envoy.push(redirect_to(10, "http://127.0.0.1:9/"));
+    let on = eventually(Duration::from_secs(2), || get("/", None).status == 302);
+    assert!(on.is_some(), "redirect order not applied");
+    let r = get("/shop/item?id=7", None);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.location.as_deref(), Some("http://127.0.0.1:9/shop/item?id=7"));
+    let r = get("/cart", None);
+    assert_eq!((r.status, r.location.is_none()), (200, true), "stateful page (plugin config) kept");
+    let r = get("/checkout/pay", None);
+    assert_ne!(r.status, 302, "stateful prefix (snapshot rules) kept");
+    let r = get("/", Some("theme=dark; usher_session=abc"));
+    assert_eq!(r.status, 200, "session user kept");
+    assert!(r.body.contains("hello from a"));
+    assert_eq!(get("/", Some("not_usher_session=abc")).status, 302);
+    // Counts reach the shared metric on the worker's next tick.
+    let counted = eventually(Duration::from_secs(2), || envoy.counters()["redirects"].as_u64() >= Some(3));
+    assert!(counted.is_some(), "redirects counted: {}", envoy.counters());
+
+    // A stale push is refused and changes nothing.
+    let stale = envoy.command(&json!({"type": "snapshot", "snapshot": {"version": 9}}).to_string());
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert_eq!(stale.json()["current"], 10);
+    assert_eq!(get("/", None).status, 302);
+
+    envoy.push(json!({"version": 11}));
+    let off = eventually(Duration::from_secs(2), || get("/", None).status == 200);
+    assert!(off.is_some(), "redirect not turned off");
+    assert_eq!(envoy.counters()["version"], 11);
+}
+
+#[test]
+fn a_pushed_change_reaches_every_worker_within_one_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, envoy) = start(dir.path());
+    envoy.push(redirect_to(100, "http://127.0.0.1:1/"));
+    // Wait until both workers are seen answering with the first target.
+    let mut workers = BTreeSet::new();
+    let seen = eventually(Duration::from_secs(10), || {
+        let (status, location, worker) = fresh_get_worker(&envoy.url("/"));
+        if status == 302 && location.as_deref() == Some("http://127.0.0.1:1/") {
+            workers.extend(worker);
+        }
+        workers.len() >= 2
+    });
+    assert!(seen.is_some(), "expected 2 workers answering, saw {workers:?}");
+
+    let pushed_at = Instant::now();
+    envoy.push(redirect_to(101, "http://127.0.0.1:2/"));
+    let mut first_new: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut late: Vec<(Duration, String)> = Vec::new();
+    let mut after_deadline = BTreeSet::new();
+    while pushed_at.elapsed() < Duration::from_millis(1_600) {
+        let (status, location, worker) = fresh_get_worker(&envoy.url("/"));
+        let at = pushed_at.elapsed();
+        let worker = worker.unwrap_or_default();
+        assert_eq!(status, 302);
+        if location.as_deref() == Some("http://127.0.0.1:2/") {
+            first_new.entry(worker.clone()).or_insert(at);
+            if at > Duration::from_secs(1) {
+                after_deadline.insert(worker);
+            }
+        } else if at > Duration::from_secs(1) {
+            late.push((at, worker));
+        }
+    }
+    assert!(late.is_empty(), "old target served more than 1 s after the push: {late:?}");
+    assert_eq!(first_new.len(), 2, "both workers applied the change: {first_new:?}");
+    assert!(after_deadline.len() == 2, "both workers seen after 1 s: {after_deadline:?}");
+    for (w, at) in &first_new {
+        assert!(*at <= Duration::from_secs(1), "worker {w} took {at:?}");
+    }
+    eprintln!("change applied per worker after: {first_new:?}");
+}
