@@ -46,19 +46,33 @@ fn redirect_on_moves_stateless_pages_only_and_off_serves_again() {
     for path in ["/", "/static.html?x=1&y=2", "/health"] {
         let r = nginx.get(path);
         assert_eq!(r.status, 302, "{path} is redirected");
-        assert_eq!(r.location.as_deref(), Some(format!("{TARGET}{path}").as_str()), "{path}");
+        assert_eq!(
+            r.location.as_deref(),
+            Some(format!("{TARGET}{path}").as_str()),
+            "{path}"
+        );
     }
     // Never a stateful page (pushed list, configured prefix) or a user with
     // the session cookie.
     let cart = nginx.get("/cart");
     assert_eq!(cart.status, 200, "stateful /cart is served");
     assert!(cart.body.contains("redir"), "{}", cart.body);
-    assert_eq!(nginx.get("/checkout/pay").status, 404, "configured stateful prefix reaches the app (404 there)");
+    assert_eq!(
+        nginx.get("/checkout/pay").status,
+        404,
+        "configured stateful prefix reaches the app (404 there)"
+    );
     let with_cookie = nginx.get_with_cookie("/", "a=1; usher_session=abc");
     assert_eq!(with_cookie.status, 200, "cookie-marked request is served");
     // A host header never leaks into the target.
-    let evil = call(http().get(&nginx.url("/")).set("Host", "evil.example"), None);
-    assert_eq!(evil.location.as_deref(), Some(format!("{TARGET}/").as_str()));
+    let evil = call(
+        http().get(&nginx.url("/")).set("Host", "evil.example"),
+        None,
+    );
+    assert_eq!(
+        evil.location.as_deref(),
+        Some(format!("{TARGET}/").as_str())
+    );
 
     assert_eq!(nginx.counters()["redirects"], 4);
 
@@ -74,17 +88,26 @@ fn every_worker_applies_a_pushed_change_within_one_second() {
     let app = DemoApp::start("apply", 0);
     let nginx = server(&app);
     let c = nginx.counters();
-    assert_eq!(c["workers_applied"].as_array().map(Vec::len), Some(2), "{c}");
+    assert_eq!(
+        c["workers_applied"].as_array().map(Vec::len),
+        Some(2),
+        "{c}"
+    );
 
     let pushed = Instant::now();
     assert_eq!(nginx.push(&redirect_on(1_000)).status, 200);
     let mut last = Value::Null;
     let applied = usher_integration::eventually(Duration::from_secs(2), || {
         last = nginx.counters();
-        last["workers_applied"].as_array().is_some_and(|a| a.iter().all(|v| v == 1_000))
+        last["workers_applied"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|v| v == 1_000))
     });
     let took = applied.unwrap_or_else(|| panic!("not all workers applied version 1000: {last}"));
-    assert!(took < Duration::from_secs(1), "all workers applied after {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "all workers applied after {took:?}"
+    );
     assert!(pushed.elapsed() < Duration::from_secs(2));
     // And they act on it: fresh connections land on both workers.
     for _ in 0..20 {
@@ -100,17 +123,28 @@ fn stale_bad_and_unauthorised_commands_change_nothing() {
 
     let stale = nginx.push(&json!({"version": 50}));
     assert_eq!(stale.status, 409, "{}", stale.body);
-    assert_eq!(stale.json(), json!({"error": "stale version", "current": 50}));
+    assert_eq!(
+        stale.json(),
+        json!({"error": "stale version", "current": 50})
+    );
     assert_eq!(nginx.push(&json!({"version": 7})).status, 409);
 
     let mut bad = redirect_on(60);
     bad["orders"]["redirect"]["target"] = json!("javascript:alert(1)");
     let r = nginx.push(&bad);
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.json()["error"].as_str().is_some_and(|e| e.contains("orders.redirect.target")), "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("orders.redirect.target")),
+        "{}",
+        r.body
+    );
 
-    let r = nginx.push(&json!({"version": 61, "apps": [{"name": "shop", "enabled": true, "servers": [
-        {"name": "a", "url": "http://127.0.0.1:1", "capacity": 50, "available": true}]}]}));
+    let r = nginx.push(
+        &json!({"version": 61, "apps": [{"name": "shop", "enabled": true, "servers": [
+        {"name": "a", "url": "http://127.0.0.1:1", "capacity": 50, "available": true}]}]}),
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.contains("apps[0].servers[0].capacity"), "{}", r.body);
 
@@ -120,7 +154,12 @@ fn stale_bad_and_unauthorised_commands_change_nothing() {
     let r = nginx.command(r#"{"type":"snapshot","snapshot":{"version":62,"bogus":1}}"#);
     assert_eq!(r.status, 400, "unknown fields are refused: {}", r.body);
 
-    let r = call(http().post(&nginx.url("/usher/command")).set("Authorization", "Bearer wrong-token-000"), Some("{}"));
+    let r = call(
+        http()
+            .post(&nginx.url("/usher/command"))
+            .set("Authorization", "Bearer wrong-token-000"),
+        Some("{}"),
+    );
     assert_eq!(r.status, 401);
     let r = call(http().get(&nginx.url("/usher/command")), None);
     assert_eq!(r.status, 401, "no token, no counters");
@@ -128,7 +167,10 @@ fn stale_bad_and_unauthorised_commands_change_nothing() {
     // Nothing changed: still version 50, still redirecting.
     assert_eq!(nginx.counters()["version"], 50);
     assert_eq!(nginx.get("/").status, 302);
-    assert_eq!(nginx.get("/").location.as_deref(), Some(format!("{TARGET}/").as_str()));
+    assert_eq!(
+        nginx.get("/").location.as_deref(),
+        Some(format!("{TARGET}/").as_str())
+    );
 }
 
 #[test]
@@ -146,6 +188,12 @@ fn echo_answers_text_and_the_worker_pid() {
         .parse()
         .expect("pid");
     assert_ne!(pid, master, "answered by a worker");
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} is a live process");
-    assert!(r.content_type.as_deref().is_some_and(|c| c.starts_with("application/json")));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} is a live process"
+    );
+    assert!(r
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("application/json")));
 }

@@ -17,9 +17,16 @@ fn ready_configs_pass_nginx_t() {
         .output()
         .expect("run validate-nginx-configs.sh");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for conf in ["web-server.conf", "front-door.conf"] {
-        assert!(text.contains(&format!("ok      nginx/{conf}")), "{conf} checked: {text}");
+        assert!(
+            text.contains(&format!("ok      nginx/{conf}")),
+            "{conf} checked: {text}"
+        );
     }
 }
 
@@ -44,24 +51,82 @@ fn good_directives_pass() {
 #[test]
 fn bad_directive_fails_nginx_t_naming_it() {
     let cases = [
-        ("", "usher_role boss;", "\"usher_role\": unknown role \"boss\""),
-        ("", "usher_record status colour;", "\"usher_record\": unknown field \"colour\""),
-        ("", "usher_app \"bad name\";", "\"usher_app\": bad application name \"bad name\""),
-        ("usher_ring relative/path.ring;", "", "\"usher_ring\": ring file \"relative/path.ring\""),
-        ("usher_ring /dev/shm/x.ring 1000;", "", "\"usher_ring\": bad ring size \"1000\""),
-        ("", "usher_stateful cart;", "\"usher_stateful\": bad path \"cart\""),
-        ("", "usher_session_cookie a=b;", "\"usher_session_cookie\": bad cookie name \"a=b\""),
-        ("", "usher_server a ftp://x 5;", "\"usher_server\": bad URL \"ftp://x\""),
-        ("", "usher_server a http://127.0.0.1:1 11;", "\"usher_server\": bad capacity \"11\""),
-        ("", "usher_mode teleport;", "\"usher_mode\": unknown mode \"teleport\""),
-        ("", "usher_sorry_page /nonexistent/sorry.html;", "\"usher_sorry_page\": cannot read \"/nonexistent/sorry.html\""),
-        ("", "usher_command_token short;", "\"usher_command_token\": the token must be at least 8"),
-        ("", "usher_role interceptor;", "\"usher_role interceptor\" needs \"usher_app NAME\""),
+        (
+            "",
+            "usher_role boss;",
+            "\"usher_role\": unknown role \"boss\"",
+        ),
+        (
+            "",
+            "usher_record status colour;",
+            "\"usher_record\": unknown field \"colour\"",
+        ),
+        (
+            "",
+            "usher_app \"bad name\";",
+            "\"usher_app\": bad application name \"bad name\"",
+        ),
+        (
+            "usher_ring relative/path.ring;",
+            "",
+            "\"usher_ring\": ring file \"relative/path.ring\"",
+        ),
+        (
+            "usher_ring /dev/shm/x.ring 1000;",
+            "",
+            "\"usher_ring\": bad ring size \"1000\"",
+        ),
+        (
+            "",
+            "usher_stateful cart;",
+            "\"usher_stateful\": bad path \"cart\"",
+        ),
+        (
+            "",
+            "usher_session_cookie a=b;",
+            "\"usher_session_cookie\": bad cookie name \"a=b\"",
+        ),
+        (
+            "",
+            "usher_server a ftp://x 5;",
+            "\"usher_server\": bad URL \"ftp://x\"",
+        ),
+        (
+            "",
+            "usher_server a http://127.0.0.1:1 11;",
+            "\"usher_server\": bad capacity \"11\"",
+        ),
+        (
+            "",
+            "usher_mode teleport;",
+            "\"usher_mode\": unknown mode \"teleport\"",
+        ),
+        (
+            "",
+            "usher_sorry_page /nonexistent/sorry.html;",
+            "\"usher_sorry_page\": cannot read \"/nonexistent/sorry.html\"",
+        ),
+        (
+            "",
+            "usher_command_token short;",
+            "\"usher_command_token\": the token must be at least 8",
+        ),
+        (
+            "",
+            "usher_role interceptor;",
+            "\"usher_role interceptor\" needs \"usher_app NAME\"",
+        ),
     ];
     for (http_extra, server, want) in cases {
-        let (ok, out) = nginx_t(http_extra, &format!("{server}\n location / {{ return 200; }}"));
+        let (ok, out) = nginx_t(
+            http_extra,
+            &format!("{server}\n location / {{ return 200; }}"),
+        );
         assert!(!ok, "{server} {http_extra} must fail nginx -t:\n{out}");
-        assert!(out.contains(want), "{server} {http_extra}: expected {want:?} in:\n{out}");
+        assert!(
+            out.contains(want),
+            "{server} {http_extra}: expected {want:?} in:\n{out}"
+        );
         assert!(out.contains("test failed"), "{out}");
     }
 }

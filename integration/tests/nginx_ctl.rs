@@ -20,7 +20,8 @@ fn all_workers_applied(nginx: &Nginx, after: u64) -> Option<u64> {
     let c: Value = nginx.counters();
     let version = c["version"].as_u64()?;
     let applied = c["workers_applied"].as_array()?;
-    (version > after && applied.len() == 2 && applied.iter().all(|v| v.as_u64() == Some(version))).then_some(version)
+    (version > after && applied.len() == 2 && applied.iter().all(|v| v.as_u64() == Some(version)))
+        .then_some(version)
 }
 
 #[test]
@@ -28,7 +29,10 @@ fn a_change_made_with_usher_ctl_reaches_every_nginx_worker_within_a_second() {
     let (app_a, app_b) = (DemoApp::start("ctl-a", 0), DemoApp::start("ctl-b", 0));
     let server = Nginx::start(
         "usher_ring {RING} 64k;",
-        &format!("usher_role server; usher_app shop;\n location / {{ proxy_pass {}; }}", app_a.url()),
+        &format!(
+            "usher_role server; usher_app shop;\n location / {{ proxy_pass {}; }}",
+            app_a.url()
+        ),
     );
     let door = Nginx::start(
         "",
@@ -55,7 +59,10 @@ fn a_change_made_with_usher_ctl_reaches_every_nginx_worker_within_a_second() {
     // First pushes arrive and every worker applies them.
     let mut first = (0, 0);
     eventually(Duration::from_secs(5), || {
-        first = (all_workers_applied(&server, 0).unwrap_or(0), all_workers_applied(&door, 0).unwrap_or(0));
+        first = (
+            all_workers_applied(&server, 0).unwrap_or(0),
+            all_workers_applied(&door, 0).unwrap_or(0),
+        );
         first.0 > 0 && first.1 > 0
     })
     .unwrap_or_else(|| panic!("no snapshot applied by nginx: {first:?}\n{}", cp.log()));
@@ -66,16 +73,30 @@ fn a_change_made_with_usher_ctl_reaches_every_nginx_worker_within_a_second() {
     let before = server.counters()["version"].as_u64().expect("version");
     let t = Instant::now();
     let out = cp.ctl(&["server", "redirect", "a", "b"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let took = eventually(Duration::from_secs(3), || {
         all_workers_applied(&server, before).is_some() && server.get("/").status == 302
     })
     .map(|_| t.elapsed())
     .unwrap_or_else(|| panic!("redirect order not applied: {}", server.counters()));
-    assert!(took < Duration::from_secs(1), "applied by all workers after {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "applied by all workers after {took:?}"
+    );
     let r = server.get("/static.html");
-    assert_eq!(r.location.as_deref(), Some(format!("{}/static.html", app_b.url()).as_str()));
-    assert_eq!(server.get("/cart").status, 200, "stateful page from the control plane's rules");
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("{}/static.html", app_b.url()).as_str())
+    );
+    assert_eq!(
+        server.get("/cart").status,
+        200,
+        "stateful page from the control plane's rules"
+    );
 
     // Disable the application → the nginx front door answers the sorry page.
     let before = door.counters()["version"].as_u64().expect("version");
@@ -86,7 +107,10 @@ fn a_change_made_with_usher_ctl_reaches_every_nginx_worker_within_a_second() {
     })
     .map(|_| t.elapsed())
     .unwrap_or_else(|| panic!("disable not applied: {}", door.counters()));
-    assert!(took < Duration::from_secs(1), "applied by all workers after {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "applied by all workers after {took:?}"
+    );
     for _ in 0..10 {
         assert_eq!(door.get("/").status, 503);
     }

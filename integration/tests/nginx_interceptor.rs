@@ -48,20 +48,31 @@ fn ten_thousand_picks_follow_pushed_weights() {
     // Dynamic loads 1000 / 3000 / 6000, never aged (T = 0), no epsilon: the
     // intervals are 10 %, 30 %, 60 %.
     let snapshot = json!({"version": 5, "apps": [{"name": "shop", "enabled": true, "epsilon": 0.0, "obsolescence_secs": 0.0,
-        "servers": [
-            {"name": "a", "url": "http://127.0.0.1:1001", "capacity": 5, "dynamic_load": 1000, "available": true},
-            {"name": "b", "url": "http://127.0.0.1:1002", "capacity": 5, "dynamic_load": 3000, "available": true},
-            {"name": "c", "url": "http://127.0.0.1:1003", "capacity": 5, "dynamic_load": 6000, "available": true},
-            {"name": "d", "url": "http://127.0.0.1:1004", "capacity": 5, "dynamic_load": 9000, "available": false}
-        ]}]});
+    "servers": [
+        {"name": "a", "url": "http://127.0.0.1:1001", "capacity": 5, "dynamic_load": 1000, "available": true},
+        {"name": "b", "url": "http://127.0.0.1:1002", "capacity": 5, "dynamic_load": 3000, "available": true},
+        {"name": "c", "url": "http://127.0.0.1:1003", "capacity": 5, "dynamic_load": 6000, "available": true},
+        {"name": "d", "url": "http://127.0.0.1:1004", "capacity": 5, "dynamic_load": 9000, "available": false}
+    ]}]});
     let r = nginx.push(&snapshot);
     assert_eq!(r.status, 200, "{}", r.body);
     let n = 10_000;
     let counts = picks(&nginx, n);
-    assert_eq!(counts.get("http://127.0.0.1:1004"), None, "an unavailable server gets no user");
-    for (url, want) in [("http://127.0.0.1:1001", 10.0), ("http://127.0.0.1:1002", 30.0), ("http://127.0.0.1:1003", 60.0)] {
+    assert_eq!(
+        counts.get("http://127.0.0.1:1004"),
+        None,
+        "an unavailable server gets no user"
+    );
+    for (url, want) in [
+        ("http://127.0.0.1:1001", 10.0),
+        ("http://127.0.0.1:1002", 30.0),
+        ("http://127.0.0.1:1003", 60.0),
+    ] {
         let got = share(&counts, url, n);
-        assert!((got - want).abs() <= 1.5, "{url}: {got:.2} % of picks, want {want} % ± 1.5: {counts:?}");
+        assert!(
+            (got - want).abs() <= 1.5,
+            "{url}: {got:.2} % of picks, want {want} % ± 1.5: {counts:?}"
+        );
     }
     assert_eq!(nginx.counters()["picks"], n as u64);
 }
@@ -75,27 +86,37 @@ fn static_capacities_before_any_snapshot() {
     let n = 4_000;
     let counts = picks(&nginx, n);
     let a = share(&counts, "http://127.0.0.1:2001", n);
-    assert!((a - 20.0).abs() <= 2.5, "capacity 2 of 10: {a:.2} %: {counts:?}");
+    assert!(
+        (a - 20.0).abs() <= 2.5,
+        "capacity 2 of 10: {a:.2} %: {counts:?}"
+    );
 }
 
 #[test]
 fn proxy_mode_forwards_to_the_picked_server() {
     let (one, two) = (DemoApp::start("one", 0), DemoApp::start("two", 0));
-    let nginx = front_door(&format!("usher_server one {} 5; usher_mode proxy;", one.url()), "");
+    let nginx = front_door(
+        &format!("usher_server one {} 5; usher_mode proxy;", one.url()),
+        "",
+    );
     let r = nginx.get("/");
     assert_eq!(r.status, 200, "static default in proxy mode");
     assert!(r.body.contains("hello from one"), "{}", r.body);
 
     let snapshot = json!({"version": 9, "apps": [{"name": "shop", "enabled": true, "mode": "proxy", "obsolescence_secs": 0.0,
-        "servers": [
-            {"name": "one", "url": one.url(), "capacity": 5, "dynamic_load": 0, "available": true},
-            {"name": "two", "url": two.url(), "capacity": 5, "dynamic_load": 5000, "available": true}
-        ]}]});
+    "servers": [
+        {"name": "one", "url": one.url(), "capacity": 5, "dynamic_load": 0, "available": true},
+        {"name": "two", "url": two.url(), "capacity": 5, "dynamic_load": 5000, "available": true}
+    ]}]});
     assert_eq!(nginx.push(&snapshot).status, 200);
     for _ in 0..10 {
         let r = nginx.get("/health");
         assert_eq!(r.status, 200);
-        assert_eq!(r.body.trim(), "ok two", "all users go to the only server with spare capacity");
+        assert_eq!(
+            r.body.trim(),
+            "ok two",
+            "all users go to the only server with spare capacity"
+        );
     }
 }
 
@@ -114,16 +135,33 @@ fn disabled_app_or_no_server_gets_the_sorry_page() {
         json!({"name": "shop", "enabled": enabled, "sorry_page": sorry, "servers": [
             {"name": "a", "url": "http://127.0.0.1:3001", "capacity": 5, "available": available}]})
     };
-    assert_eq!(nginx.push(&json!({"version": 1, "apps": [app(false, true, None)]})).status, 200);
+    assert_eq!(
+        nginx
+            .push(&json!({"version": 1, "apps": [app(false, true, None)]}))
+            .status,
+        200
+    );
     let r = nginx.get("/");
     assert_eq!(r.status, 503, "disabled application");
-    assert!(r.body.contains("Sorry") || r.body.contains("sorry"), "{}", r.body);
+    assert!(
+        r.body.contains("Sorry") || r.body.contains("sorry"),
+        "{}",
+        r.body
+    );
 
-    assert_eq!(nginx.push(&json!({"version": 2, "apps": [app(true, false, Some("<p>pushed sorry</p>"))]})).status, 200);
+    assert_eq!(
+        nginx
+            .push(&json!({"version": 2, "apps": [app(true, false, Some("<p>pushed sorry</p>"))]}))
+            .status,
+        200
+    );
     let r = nginx.get("/");
     assert_eq!(r.status, 503, "no available server");
     assert_eq!(r.body, "<p>pushed sorry</p>");
-    assert!(r.content_type.as_deref().is_some_and(|c| c.starts_with("text/html")));
+    assert!(r
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("text/html")));
 
     // A snapshot without this app: back to the static default (with the
     // configured sorry page kept for later).

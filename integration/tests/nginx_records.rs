@@ -12,7 +12,15 @@ use nginx_support::{DemoApp, Nginx};
 use usher_agent::RingReader;
 use usher_core::{FieldMask, RequestRecord};
 
-const FIELDS: &[&str] = &["method", "request_line", "content_path", "status", "start_time", "processing_time", "client_endpoint"];
+const FIELDS: &[&str] = &[
+    "method",
+    "request_line",
+    "content_path",
+    "status",
+    "start_time",
+    "processing_time",
+    "client_endpoint",
+];
 
 fn drain_all(reader: &mut RingReader, want: usize) -> (Vec<RequestRecord>, u64) {
     let mut records = Vec::new();
@@ -50,7 +58,11 @@ fn one_record_per_request_with_the_selected_fields_and_service_time() {
     }
     let (records, bad) = drain_all(&mut reader, 40);
     assert_eq!(bad, 0, "every record decodes");
-    assert_eq!(records.len(), 40, "one record per request (command endpoint calls are not recorded)");
+    assert_eq!(
+        records.len(),
+        40,
+        "one record per request (command endpoint calls are not recorded)"
+    );
     let mask = FieldMask::from_names(FIELDS.iter().copied()).expect("names");
     let mut seen: HashMap<String, usize> = HashMap::new();
     for rec in &records {
@@ -59,13 +71,25 @@ fn one_record_per_request_with_the_selected_fields_and_service_time() {
         assert_eq!(rec.status, Some(200));
         let path = rec.content_path.clone().expect("content_path");
         let line = rec.request_line.as_deref().expect("request_line");
-        assert!(line.starts_with(&format!("GET {path}?i=")), "{line} vs {path}");
+        assert!(
+            line.starts_with(&format!("GET {path}?i=")),
+            "{line} vs {path}"
+        );
         let t = rec.processing_time_us.expect("processing_time");
-        assert!(t >= 20_000, "processing time {t} µs must include the app's 20 ms service time");
+        assert!(
+            t >= 20_000,
+            "processing time {t} µs must include the app's 20 ms service time"
+        );
         assert!(t < 5_000_000, "processing time {t} µs is implausible");
         let start = rec.start_time_us.expect("start_time");
-        assert!(start % 1000 != 0 || t % 1000 != 0, "microsecond timing, not nginx's cached milliseconds");
-        assert!(rec.client_endpoint.as_deref().is_some_and(|c| c.starts_with("127.0.0.1:")));
+        assert!(
+            start % 1000 != 0 || t % 1000 != 0,
+            "microsecond timing, not nginx's cached milliseconds"
+        );
+        assert!(rec
+            .client_endpoint
+            .as_deref()
+            .is_some_and(|c| c.starts_with("127.0.0.1:")));
         *seen.entry(path).or_default() += 1;
     }
     assert_eq!(seen, sent, "each request's path recorded once");
@@ -80,7 +104,10 @@ fn ring_full_without_reader_serves_every_request_and_counts_drops() {
     // 4 KiB rings hold only a few dozen records; nobody reads them.
     let nginx = Nginx::start(
         "usher_ring {RING} 4k;",
-        &format!("usher_role server; usher_record all;\n location / {{ proxy_pass {}; }}", app.url()),
+        &format!(
+            "usher_role server; usher_record all;\n location / {{ proxy_pass {}; }}",
+            app.url()
+        ),
     );
     let n = 300;
     for i in 0..n {
@@ -91,8 +118,15 @@ fn ring_full_without_reader_serves_every_request_and_counts_drops() {
     let written = c["records_written"].as_u64().expect("written");
     let dropped = c["records_dropped"].as_u64().expect("dropped");
     assert!(dropped > 0, "a full ring drops: {c}");
-    assert_eq!(written + dropped, n, "every request either written or counted as dropped: {c}");
-    assert!(nginx.error_log().contains("record ring full"), "the drop is logged");
+    assert_eq!(
+        written + dropped,
+        n,
+        "every request either written or counted as dropped: {c}"
+    );
+    assert!(
+        nginx.error_log().contains("record ring full"),
+        "the drop is logged"
+    );
     // A reader attaching later finds exactly what was written.
     let mut reader = RingReader::open(&nginx.ring).expect("ring file");
     let mut got = 0;
@@ -104,7 +138,13 @@ fn ring_full_without_reader_serves_every_request_and_counts_drops() {
 #[test]
 fn no_ring_configured_serves_every_request_and_counts_drops() {
     let app = DemoApp::start("noring", 0);
-    let nginx = Nginx::start("", &format!("usher_role server;\n location / {{ proxy_pass {}; }}", app.url()));
+    let nginx = Nginx::start(
+        "",
+        &format!(
+            "usher_role server;\n location / {{ proxy_pass {}; }}",
+            app.url()
+        ),
+    );
     for i in 0..50 {
         assert_eq!(nginx.get(&format!("/?i={i}")).status, 200);
     }

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use usher_integration::{call, free_port, http, nginx_module, repo_root, wait_for_port, Proc, Response};
+use usher_integration::{
+    call, free_port, http, nginx_module, repo_root, wait_for_port, Proc, Response,
+};
 
 pub const NGINX: &str = "/usr/sbin/nginx";
 pub const TOKEN: &str = "test-token-0123456789";
@@ -18,14 +20,22 @@ pub fn demo_app_bin() -> PathBuf {
     let bin = std::env::var_os("USHER_DEMO_APP")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/release/usher-demo-app"));
-    assert!(bin.exists(), "{} is missing: run `cargo build --release` (make build)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release` (make build)",
+        bin.display()
+    );
     bin
 }
 
 /// The usher nginx module; a missing build fails with a clear message.
 pub fn module() -> PathBuf {
     let m = nginx_module();
-    assert!(m.exists(), "{} is missing: run scripts/build-nginx-module.sh (make build)", m.display());
+    assert!(
+        m.exists(),
+        "{} is missing: run scripts/build-nginx-module.sh (make build)",
+        m.display()
+    );
     m
 }
 
@@ -42,11 +52,23 @@ impl DemoApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut cmd = Command::new(demo_app_bin());
-        cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--name", name, "--workers", "8"]);
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--name",
+            name,
+            "--workers",
+            "8",
+        ]);
         cmd.args(["--service-ms", &service_ms.to_string()]);
         let proc = Proc::spawn(name, cmd, &dir.path().join("demo.log"));
         wait_for_port(port, Duration::from_secs(10));
-        DemoApp { port, name: name.to_string(), _proc: proc, _dir: dir }
+        DemoApp {
+            port,
+            name: name.to_string(),
+            _proc: proc,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -111,17 +133,25 @@ impl Nginx {
     pub fn start(http_extra: &str, server_body: &str) -> Nginx {
         let (dir, port, ring) = write_conf(http_extra, server_body);
         let mut cmd = Command::new(NGINX);
-        cmd.arg("-p").arg(format!("{}/", dir.path().display())).args(["-c", "conf/nginx.conf"]);
+        cmd.arg("-p")
+            .arg(format!("{}/", dir.path().display()))
+            .args(["-c", "conf/nginx.conf"]);
         let mut proc = Proc::spawn("nginx", cmd, &dir.path().join("logs/stdout.log"));
         let start = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if !proc.is_running() || start.elapsed() > Duration::from_secs(10) {
-                let log = std::fs::read_to_string(dir.path().join("logs/error.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(dir.path().join("logs/error.log")).unwrap_or_default();
                 panic!("nginx did not start:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Nginx { dir, port, ring, proc }
+        Nginx {
+            dir,
+            port,
+            ring,
+            proc,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -153,7 +183,9 @@ impl Nginx {
 
     /// The counters of `GET /usher/command`.
     pub fn counters(&self) -> Value {
-        let req = http().get(&self.url("/usher/command")).set("Authorization", &format!("Bearer {TOKEN}"));
+        let req = http()
+            .get(&self.url("/usher/command"))
+            .set("Authorization", &format!("Bearer {TOKEN}"));
         let r = call(req, None);
         assert_eq!(r.status, 200, "counters: {}", r.body);
         r.json()
@@ -180,6 +212,10 @@ pub fn nginx_t(http_extra: &str, server_body: &str) -> (bool, String) {
         .args(["-c", "conf/nginx.conf"])
         .output()
         .expect("run nginx -t");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
