@@ -137,7 +137,7 @@ fn serve(
         let remote = conn.remote_addr();
         async move {
             Ok::<_, Infallible>(service_fn(move |req| {
-                service::handle(door.clone(), client.clone(), remote, req)
+                service::handle(&door, &client, remote, req)
             }))
         }
     });

@@ -5,9 +5,15 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::Bytes;
+use futures_util::future::{ready, Either, Ready};
 use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Body, Request, Response, StatusCode};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use super::door::{Decision, Door};
 use super::proxy::{forward, Client};
@@ -33,39 +39,56 @@ fn sorry(html: Bytes) -> Response<Body> {
     r
 }
 
+/// The future a request's answer comes from: ready at once for a
+/// redirect, sorry page or 503 (the hot path allocates no boxed future);
+/// boxed only when proxying.
+pub type Answer = Either<
+    Ready<Result<Response<Body>, Infallible>>,
+    Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>,
+>;
+
+fn now(r: Response<Body>) -> Answer {
+    Either::Left(ready(Ok(r)))
+}
+
 /// Handles one request for the door's application.
-pub async fn handle(
-    door: Arc<Door>,
-    client: Client,
-    remote: SocketAddr,
-    req: Request<Body>,
-) -> Result<Response<Body>, Infallible> {
+pub fn handle(door: &Arc<Door>, client: &Client, remote: SocketAddr, req: Request<Body>) -> Answer {
     let Some(slot) = door.admit() else {
-        return Ok(plain_503(BUSY_BODY));
+        return now(plain_503(BUSY_BODY));
     };
     let pq = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let decision = door.decide(pq, rand::random::<f64>());
-    Ok(match decision {
+    match door.decide(pq, draw()) {
         Decision::Redirect(url) => {
+            drop(slot);
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::FOUND;
             match HeaderValue::try_from(url) {
                 Ok(v) => {
                     r.headers_mut().insert(LOCATION, v);
+                    now(r)
                 }
-                Err(_) => return Ok(plain_503(NO_SERVER_BODY)),
+                Err(_) => now(plain_503(NO_SERVER_BODY)),
             }
-            drop(slot);
-            r
         }
         Decision::Proxy { server, base } => {
-            forward(&client, &server, &base, remote, req, slot).await
+            let client = client.clone();
+            Either::Right(Box::pin(async move {
+                Ok(forward(&client, &server, &base, remote, req, slot).await)
+            }))
         }
-        Decision::Sorry(html) => sorry(html),
-        Decision::NoServer => plain_503(NO_SERVER_BODY),
-    })
+        Decision::Sorry(html) => now(sorry(html)),
+        Decision::NoServer => now(plain_503(NO_SERVER_BODY)),
+    }
+}
+
+/// A uniform draw in [0, 1) from a per-thread generator.
+fn draw() -> f64 {
+    thread_local! {
+        static RNG: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_entropy());
+    }
+    RNG.with(|r| r.borrow_mut().gen::<f64>())
 }
