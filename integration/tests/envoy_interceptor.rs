@@ -24,9 +24,14 @@ struct Door {
 
 fn start(mode: &str) -> Door {
     let dir = tempfile::tempdir().expect("tempdir");
-    let apps: Vec<App> = ["a", "b", "c"].iter().map(|n| demo_app(dir.path(), n)).collect();
-    let servers: Vec<_> =
-        apps.iter().map(|a| json!({"name": a.name, "url": a.url(), "capacity": 5})).collect();
+    let apps: Vec<App> = ["a", "b", "c"]
+        .iter()
+        .map(|n| demo_app(dir.path(), n))
+        .collect();
+    let servers: Vec<_> = apps
+        .iter()
+        .map(|a| json!({"name": a.name, "url": a.url(), "capacity": 5}))
+        .collect();
     let plugin = json!({"role": "interceptor", "app": "shop", "mode": mode, "servers": servers});
     let envoy = start_envoy(
         dir.path(),
@@ -37,7 +42,11 @@ fn start(mode: &str) -> Door {
             agent_port: free_port(),
         },
     );
-    Door { apps, envoy, _dir: dir }
+    Door {
+        apps,
+        envoy,
+        _dir: dir,
+    }
 }
 
 /// a: capacity 2, b: capacity 6 (so 25% / 75%), c: unavailable.
@@ -53,7 +62,10 @@ fn weights(door: &Door, version: u64, mode: &str) -> serde_json::Value {
 }
 
 /// Sends `PICKS` requests over keep-alive connections and counts `key(response)`.
-fn count(envoy: &Envoy, key: impl Fn(&usher_integration::Response) -> String + Sync) -> BTreeMap<String, usize> {
+fn count(
+    envoy: &Envoy,
+    key: impl Fn(&usher_integration::Response) -> String + Sync,
+) -> BTreeMap<String, usize> {
     let counts = Arc::new(Mutex::new(BTreeMap::new()));
     std::thread::scope(|s| {
         for t in 0..THREADS {
@@ -83,10 +95,19 @@ fn assert_shares(counts: &BTreeMap<String, usize>, want: &[(&str, f64)]) {
     assert_eq!(total, PICKS);
     for (k, share) in want {
         let got = 100.0 * *counts.get(*k).unwrap_or(&0) as f64 / total as f64;
-        assert!((got - share).abs() <= TOLERANCE, "{k}: {got:.2}% vs {share}% (±{TOLERANCE}): {counts:?}");
+        assert!(
+            (got - share).abs() <= TOLERANCE,
+            "{k}: {got:.2}% vs {share}% (±{TOLERANCE}): {counts:?}"
+        );
     }
-    let known: usize = want.iter().map(|(k, _)| *counts.get(*k).unwrap_or(&0)).sum();
-    assert_eq!(known, total, "only the expected servers are picked: {counts:?}");
+    let known: usize = want
+        .iter()
+        .map(|(k, _)| *counts.get(*k).unwrap_or(&0))
+        .sum();
+    assert_eq!(
+        known, total,
+        "only the expected servers are picked: {counts:?}"
+    );
 }
 
 #[test]
@@ -97,11 +118,19 @@ fn redirect_mode_follows_pushed_weights() {
     let r = call(http().get(&door.envoy.url("/x?y=1")), None);
     assert_eq!(r.status, 302);
     let loc = r.location.unwrap_or_default();
-    assert!(loc.ends_with("/x?y=1") && door.apps.iter().any(|a| loc.starts_with(&a.url())), "{loc}");
+    assert!(
+        loc.ends_with("/x?y=1") && door.apps.iter().any(|a| loc.starts_with(&a.url())),
+        "{loc}"
+    );
 
     door.envoy.push(weights(&door, 7, "redirect"));
     let applied = eventually(std::time::Duration::from_secs(2), || {
-        (0..40).all(|_| !call(http().get(&door.envoy.url("/")), None).location.unwrap_or_default().starts_with(&door.apps[2].url()))
+        (0..40).all(|_| {
+            !call(http().get(&door.envoy.url("/")), None)
+                .location
+                .unwrap_or_default()
+                .starts_with(&door.apps[2].url())
+        })
     });
     assert!(applied.is_some(), "weights not applied");
     let counts = count(&door.envoy, |r| {
@@ -119,7 +148,11 @@ fn redirect_mode_follows_pushed_weights() {
     let counted = eventually(std::time::Duration::from_secs(2), || {
         door.envoy.counters()["redirects"].as_u64().unwrap_or(0) >= PICKS as u64
     });
-    assert!(counted.is_some(), "redirects counted: {}", door.envoy.counters());
+    assert!(
+        counted.is_some(),
+        "redirects counted: {}",
+        door.envoy.counters()
+    );
 }
 
 #[test]
@@ -127,12 +160,18 @@ fn proxy_mode_reaches_the_chosen_backend_by_weight() {
     let door = start("proxy");
     door.envoy.push(weights(&door, 3, "proxy"));
     let applied = eventually(std::time::Duration::from_secs(2), || {
-        (0..40).all(|_| !call(http().get(&door.envoy.url("/")), None).body.contains("hello from c"))
+        (0..40).all(|_| {
+            !call(http().get(&door.envoy.url("/")), None)
+                .body
+                .contains("hello from c")
+        })
     });
     assert!(applied.is_some(), "weights not applied");
     let counts = count(&door.envoy, |r| {
         assert_eq!(r.status, 200, "{}", r.body);
-        let name = ["a", "b", "c"].into_iter().find(|n| r.body.contains(&format!("hello from {n}")));
+        let name = ["a", "b", "c"]
+            .into_iter()
+            .find(|n| r.body.contains(&format!("hello from {n}")));
         name.unwrap_or("?").to_string()
     });
     // Round robin (the fallback) would give a third each; the pick gives 25/75.
@@ -142,8 +181,13 @@ fn proxy_mode_reaches_the_chosen_backend_by_weight() {
     let mut off = weights(&door, 4, "proxy");
     off["apps"][0]["enabled"] = json!(false);
     door.envoy.push(off);
-    let sorry = eventually(std::time::Duration::from_secs(2), || call(http().get(&door.envoy.url("/")), None).status == 503);
-    assert!(sorry.is_some(), "disabled app not answered with the sorry page");
+    let sorry = eventually(std::time::Duration::from_secs(2), || {
+        call(http().get(&door.envoy.url("/")), None).status == 503
+    });
+    assert!(
+        sorry.is_some(),
+        "disabled app not answered with the sorry page"
+    );
     let r = call(http().get(&door.envoy.url("/")), None);
     assert!(r.body.contains("Sorry"), "{}", r.body);
 }

@@ -17,7 +17,12 @@ fn start(dir: &std::path::Path) -> (App, Envoy) {
     let plugin = json!({"role": "server", "app": "shop", "stateful": ["/cart"], "session_cookie": "usher_session"});
     let envoy = start_envoy(
         dir,
-        &EnvoySpec { plugin: plugin.to_string(), app_ports: vec![app.port], override_host: false, agent_port: free_port() },
+        &EnvoySpec {
+            plugin: plugin.to_string(),
+            app_ports: vec![app.port],
+            override_host: false,
+            agent_port: free_port(),
+        },
     );
     (app, envoy)
 }
@@ -46,9 +51,16 @@ fn redirect_on_and_off_never_for_stateful_pages_or_session_users() {
     assert!(on.is_some(), "redirect order not applied");
     let r = get("/shop/item?id=7", None);
     assert_eq!(r.status, 302);
-    assert_eq!(r.location.as_deref(), Some("http://127.0.0.1:9/shop/item?id=7"));
+    assert_eq!(
+        r.location.as_deref(),
+        Some("http://127.0.0.1:9/shop/item?id=7")
+    );
     let r = get("/cart", None);
-    assert_eq!((r.status, r.location.is_none()), (200, true), "stateful page (plugin config) kept");
+    assert_eq!(
+        (r.status, r.location.is_none()),
+        (200, true),
+        "stateful page (plugin config) kept"
+    );
     let r = get("/checkout/pay", None);
     assert_ne!(r.status, 302, "stateful prefix (snapshot rules) kept");
     let r = get("/", Some("theme=dark; usher_session=abc"));
@@ -56,7 +68,9 @@ fn redirect_on_and_off_never_for_stateful_pages_or_session_users() {
     assert!(r.body.contains("hello from a"));
     assert_eq!(get("/", Some("not_usher_session=abc")).status, 302);
     // Counts reach the shared metric on the worker's next tick.
-    let counted = eventually(Duration::from_secs(2), || envoy.counters()["redirects"].as_u64() >= Some(3));
+    let counted = eventually(Duration::from_secs(2), || {
+        envoy.counters()["redirects"].as_u64() >= Some(3)
+    });
     assert!(counted.is_some(), "redirects counted: {}", envoy.counters());
 
     // A stale push is refused and changes nothing.
@@ -85,7 +99,10 @@ fn a_pushed_change_reaches_every_worker_within_one_second() {
         }
         workers.len() >= 2
     });
-    assert!(seen.is_some(), "expected 2 workers answering, saw {workers:?}");
+    assert!(
+        seen.is_some(),
+        "expected 2 workers answering, saw {workers:?}"
+    );
 
     let pushed_at = Instant::now();
     envoy.push(redirect_to(101, "http://127.0.0.1:2/"));
@@ -106,9 +123,19 @@ fn a_pushed_change_reaches_every_worker_within_one_second() {
             late.push((at, worker));
         }
     }
-    assert!(late.is_empty(), "old target served more than 1 s after the push: {late:?}");
-    assert_eq!(first_new.len(), 2, "both workers applied the change: {first_new:?}");
-    assert!(after_deadline.len() == 2, "both workers seen after 1 s: {after_deadline:?}");
+    assert!(
+        late.is_empty(),
+        "old target served more than 1 s after the push: {late:?}"
+    );
+    assert_eq!(
+        first_new.len(),
+        2,
+        "both workers applied the change: {first_new:?}"
+    );
+    assert!(
+        after_deadline.len() == 2,
+        "both workers seen after 1 s: {after_deadline:?}"
+    );
     for (w, at) in &first_new {
         assert!(*at <= Duration::from_secs(1), "worker {w} took {at:?}");
     }

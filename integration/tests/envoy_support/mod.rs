@@ -10,7 +10,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use usher_integration::{call, envoy_bin, free_port, http, wait_for_port, wasm_filter, Proc, Response};
+use usher_integration::{
+    call, envoy_bin, free_port, http, wait_for_port, wasm_filter, Proc, Response,
+};
 
 pub const COMMAND_TOKEN: &str = "cmd-token-for-tests";
 pub const AGENT_TOKEN: &str = "agent-token-for-tests";
@@ -18,20 +20,32 @@ pub const AGENT_TOKEN: &str = "agent-token-for-tests";
 /// The built filter, or a failure that says how to build it.
 pub fn filter_path() -> PathBuf {
     let p = wasm_filter();
-    assert!(p.is_file(), "{} is missing: run `bash scripts/build-wasm.sh` (or `make build`)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `bash scripts/build-wasm.sh` (or `make build`)",
+        p.display()
+    );
     p
 }
 
 fn envoy_path() -> PathBuf {
     let p = envoy_bin();
-    assert!(p.exists(), "{} is missing: run `bash scripts/install-deps.sh`", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `bash scripts/install-deps.sh`",
+        p.display()
+    );
     p
 }
 
 /// The demo app binary, or a failure that says how to build it.
 pub fn demo_app_bin() -> PathBuf {
     let p = usher_integration::repo_root().join("target/release/usher-demo-app");
-    assert!(p.is_file(), "{} is missing: run `cargo build --release`", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --release`",
+        p.display()
+    );
     p
 }
 
@@ -52,10 +66,27 @@ impl App {
 pub fn demo_app(dir: &Path, name: &str) -> App {
     let port = free_port();
     let mut cmd = Command::new(demo_app_bin());
-    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--name", name, "--workers", "32", "--service-ms", "0"]);
-    let proc = Proc::spawn(&format!("app-{name}"), cmd, &dir.join(format!("app-{name}.log")));
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--name",
+        name,
+        "--workers",
+        "32",
+        "--service-ms",
+        "0",
+    ]);
+    let proc = Proc::spawn(
+        &format!("app-{name}"),
+        cmd,
+        &dir.join(format!("app-{name}.log")),
+    );
     wait_for_port(port, Duration::from_secs(10));
-    App { name: name.to_string(), port, _proc: proc }
+    App {
+        name: name.to_string(),
+        port,
+        _proc: proc,
+    }
 }
 
 /// What the test Envoy looks like.
@@ -90,7 +121,9 @@ impl Envoy {
 
     /// POSTs a command body with the token.
     pub fn command(&self, body: &str) -> Response {
-        let req = http().post(&self.command_url()).set("authorization", &format!("Bearer {COMMAND_TOKEN}"));
+        let req = http()
+            .post(&self.command_url())
+            .set("authorization", &format!("Bearer {COMMAND_TOKEN}"));
         call(req, Some(body))
     }
 
@@ -103,7 +136,9 @@ impl Envoy {
 
     /// The counters of the command endpoint.
     pub fn counters(&self) -> serde_json::Value {
-        let req = http().get(&self.command_url()).set("authorization", &format!("Bearer {COMMAND_TOKEN}"));
+        let req = http()
+            .get(&self.command_url())
+            .set("authorization", &format!("Bearer {COMMAND_TOKEN}"));
         let r = call(req, None);
         assert_eq!(r.status, 200, "counters: {}", r.body);
         r.json()
@@ -241,19 +276,38 @@ pub fn start_envoy(dir: &Path, spec: &EnvoySpec) -> Envoy {
     let log = dir.join("envoy.log");
     let mut cmd = Command::new(envoy_path());
     cmd.arg("-c").arg(&cfg);
-    cmd.args(["--concurrency", "2", "--base-id", &admin.to_string(), "--component-log-level", "wasm:info"]);
+    cmd.args([
+        "--concurrency",
+        "2",
+        "--base-id",
+        &admin.to_string(),
+        "--component-log-level",
+        "wasm:info",
+    ]);
     let mut proc = Proc::spawn("envoy", cmd, &log);
     let start = std::time::Instant::now();
     for port in [web, command] {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if !proc.is_running() {
-                panic!("envoy exited at start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                panic!(
+                    "envoy exited at start:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "envoy did not listen on {port}");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "envoy did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    Envoy { web, command, admin, proc, log }
+    Envoy {
+        web,
+        command,
+        admin,
+        proc,
+        log,
+    }
 }
 
 /// A loopback HTTP endpoint that takes record batches like the agent does.
@@ -334,8 +388,15 @@ fn serve(stream: TcpStream, sink: &Mutex<Vec<Batch>>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        sink.lock().expect("lock").push(Batch { path, authorization: auth, body });
-        if out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
+        sink.lock().expect("lock").push(Batch {
+            path,
+            authorization: auth,
+            body,
+        });
+        if out
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .is_err()
+        {
             return;
         }
     }
