@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use usher_core::channel::ServerAggregate;
 use usher_core::probe::{self, Baseline, ProbeSighting, QueueEstimate};
-use usher_core::record::BatchWriter;
-use usher_core::{FieldMask, RequestRecord};
+use usher_core::record::{visit_fields, BatchWriter, FieldValue};
+use usher_core::{Field, FieldMask, RequestRecord};
 
 use crate::config::RecordsConfig;
 
@@ -102,6 +102,16 @@ impl Histogram {
         self.total = 0;
         self.sum = 0;
     }
+}
+
+/// The fields the agent looks at, borrowed from a record.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen<'a> {
+    status: Option<u64>,
+    start_us: Option<u64>,
+    processing_us: Option<u64>,
+    request_line: Option<&'a str>,
+    content_path: Option<&'a str>,
 }
 
 /// A probe sent and not yet found in the record stream.
@@ -193,13 +203,56 @@ impl RecordSink {
         }
     }
 
-    /// Takes one record of server `server`.
+    /// Takes one decoded record of server `server`.
     pub fn push(&mut self, server: usize, rec: &RequestRecord) {
+        let seen = Seen {
+            status: rec.status,
+            start_us: rec.start_time_us,
+            processing_us: rec.processing_time_us,
+            request_line: rec.request_line.as_deref(),
+            content_path: rec.content_path.as_deref(),
+        };
+        let forward = self.cfg.forward;
+        self.take(server, seen, |b| {
+            if forward {
+                b.push(rec, FieldMask::ALL);
+            }
+        });
+    }
+
+    /// Takes one encoded record (as a ring holds it) of server `server`
+    /// without decoding it fully; forwards the bytes as they are. Returns
+    /// false (and counts it bad) when the bytes are not a record.
+    pub fn push_encoded(&mut self, server: usize, bytes: &[u8]) -> bool {
+        let mut seen = Seen::default();
+        let ok = visit_fields(bytes, |f, v| match (f, v) {
+            (Field::Status, FieldValue::Num(n)) => seen.status = Some(n),
+            (Field::StartTime, FieldValue::Num(n)) => seen.start_us = Some(n),
+            (Field::ProcessingTime, FieldValue::Num(n)) => seen.processing_us = Some(n),
+            (Field::RequestLine, FieldValue::Text(t)) => seen.request_line = Some(t),
+            (Field::ContentPath, FieldValue::Text(t)) => seen.content_path = Some(t),
+            _ => {}
+        })
+        .is_ok();
+        if !ok {
+            self.bad(server, 1);
+            return false;
+        }
+        let forward = self.cfg.forward;
+        self.take(server, seen, |b| {
+            if forward {
+                b.push_encoded(bytes);
+            }
+        });
+        true
+    }
+
+    fn take(&mut self, server: usize, rec: Seen<'_>, forward: impl FnOnce(&mut BatchWriter)) {
         let Some(s) = self.servers.get_mut(server) else {
             self.unknown += 1;
             return;
         };
-        let processing = rec.processing_time_us.unwrap_or(0);
+        let processing = rec.processing_us.unwrap_or(0);
         s.hist.add(processing);
         match rec.status {
             Some(400..=499) => s.errors_4xx += 1,
@@ -210,11 +263,10 @@ impl RecordSink {
             None
         } else {
             rec.request_line
-                .as_deref()
                 .and_then(probe::parse_probe_seq)
-                .or_else(|| rec.content_path.as_deref().and_then(probe::parse_probe_seq))
+                .or_else(|| rec.content_path.and_then(probe::parse_probe_seq))
         };
-        if let Some(start) = rec.start_time_us {
+        if let Some(start) = rec.start_us {
             let completed = start.saturating_add(processing);
             match probe_seq.and_then(|seq| s.pending.iter().position(|p| p.seq == seq)) {
                 Some(i) => {
@@ -237,7 +289,7 @@ impl RecordSink {
             if s.batch.is_empty() {
                 s.batch_started = Some(Instant::now());
             }
-            s.batch.push(rec, FieldMask::ALL);
+            forward(&mut s.batch);
             if s.batch.len() >= self.cfg.batch_records || s.batch.byte_len() >= self.cfg.batch_bytes
             {
                 let records = s.batch.len();
@@ -415,6 +467,38 @@ mod tests {
         assert_eq!(aggs[0].queue_delay_us, Some(10_010));
         assert_eq!(aggs[0].queue_length, Some(5));
         assert_eq!(sink.take_aggregates()[0].count, 0);
+    }
+
+    #[test]
+    fn encoded_records_count_like_decoded_ones() {
+        let cfg = RecordsConfig {
+            forward: true,
+            batch_records: 2,
+            ..Default::default()
+        };
+        let mut sink = RecordSink::new(["a".to_string()], cfg);
+        sink.probe_sent(0, 3, 1_000);
+        let mut bytes = Vec::new();
+        for r in [
+            rec(500, 0, 4_000, "GET / HTTP/1.1"),
+            rec(200, 1_000, 2_000, "GET /health?usher-probe=3 HTTP/1.1"),
+        ] {
+            bytes.clear();
+            r.encode_into(FieldMask::ALL, &mut bytes);
+            assert!(sink.push_encoded(0, &bytes));
+        }
+        assert!(!sink.push_encoded(0, &[1, 0x80]));
+        let ready = sink.take_ready(Instant::now());
+        assert_eq!(ready.len(), 1);
+        let batch = decode_batch(&ready[0].bytes).expect("batch");
+        assert_eq!(batch.records[0], rec(500, 0, 4_000, "GET / HTTP/1.1"));
+        let agg = &sink.take_aggregates()[0];
+        assert_eq!(
+            (agg.count, agg.errors_5xx, agg.dropped, agg.mean_us),
+            (2, 1, 1, 3_000)
+        );
+        assert_eq!(agg.queue_delay_us, Some(0));
+        assert_eq!(agg.queue_length, Some(0));
     }
 
     #[test]

@@ -321,14 +321,21 @@ fn drain_rings(
                     }
                 }
             }
-            if let Some(r) = readers[k].as_mut() {
-                let counts = r.drain(|rec| buf.push(rec));
-                if !buf.is_empty() || counts.bad > 0 {
-                    let mut s = lock(&sink);
-                    for rec in buf.drain(..) {
-                        s.push(*idx, &rec);
+            if let Some(r) = readers[k].as_ref() {
+                // Drain raw bytes; the sink reads the few fields it needs
+                // in place and forwards the bytes unchanged.
+                let Ok(area) = r.area() else { continue };
+                for i in 0..area.ring_count() {
+                    let Some(ring) = area.ring(i) else { continue };
+                    loop {
+                        let mut s = lock(&sink);
+                        let n = ring.drain(4096, &mut buf, |bytes| {
+                            s.push_encoded(*idx, bytes);
+                        });
+                        if n < 4096 {
+                            break;
+                        }
                     }
-                    s.bad(*idx, counts.bad);
                 }
             }
         }
