@@ -377,3 +377,36 @@ capacity = 5
         assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("var"));
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The example at the repository root stays a valid config.
+    #[test]
+    fn the_example_config_is_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sorry.html"), "<p>sorry</p>").expect("write");
+        let text = include_str!("../../usher.example.toml");
+        let c = Config::parse(&dir.path().join("usher.toml"), text).expect("example parses");
+        assert_eq!((c.apps.len(), c.servers.len(), c.wsis.len()), (1, 2, 0));
+        assert_eq!(
+            c.apps[0].rules.session_cookie.as_deref(),
+            Some("usher_session")
+        );
+        let uncommented: String = text
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains('=') || r.starts_with("[[wsis"))
+                    .unwrap_or(l)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(dir.path().join("nginx-a.token"), "t").expect("write");
+        let c = Config::parse(&dir.path().join("usher.toml"), &uncommented)
+            .expect("example with wsis parses");
+        assert_eq!(c.wsis.len(), 1);
+        assert_eq!(c.apps[0].public_url, "http://shop.example.com");
+    }
+}

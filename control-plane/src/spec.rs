@@ -254,6 +254,12 @@ impl WsiInput {
     ) -> Result<Wsi, ModelError> {
         validate_name(&at("name"), &self.name)?;
         validate_base_url(&at("url"), &self.url)?;
+        if !self.url.starts_with("http://") {
+            return Err(invalid(
+                at("url"),
+                "command endpoints are reached over http:// (loopback)",
+            ));
+        }
         validate_name(&at("app"), &self.app)?;
         let (token, token_file) = match (self.token, self.token_file) {
             (Some(t), None) => (t, None),
