@@ -33,7 +33,7 @@ fn ready_configs_pass_nginx_t() {
 #[test]
 fn good_directives_pass() {
     let (ok, out) = nginx_t(
-        "usher_ring /dev/shm/usher-test-never-created.ring 64k;",
+        "usher_ring /dev/shm/usher-test-never-created.ring 64k; usher_random_seed 7;",
         "usher_role server; usher_app shop; usher_record status method processing_time;
          usher_stateful /cart /basket; usher_stateful_prefix /checkout/; usher_allow / /static/*;
          usher_session_cookie usher_session;
@@ -115,6 +115,11 @@ fn bad_directive_fails_nginx_t_naming_it() {
             "",
             "usher_role interceptor;",
             "\"usher_role interceptor\" needs \"usher_app NAME\"",
+        ),
+        (
+            "usher_random_seed -1;",
+            "",
+            "\"usher_random_seed\": bad seed \"-1\"",
         ),
     ];
     for (http_extra, server, want) in cases {

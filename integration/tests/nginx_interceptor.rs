@@ -13,14 +13,16 @@ use usher_integration::{call, http};
 
 const SORRY: &str = "<html><body>usher test sorry page</body></html>\n";
 
+/// A front door. The workers' draws are seeded and one keep-alive
+/// connection (one worker) carries a whole test, so a spread check gives the
+/// same answer on every run instead of failing now and then by chance.
 fn front_door(servers: &str, extra: &str) -> Nginx {
-    let nginx = Nginx::start(
-        "",
+    Nginx::start(
+        "usher_random_seed 20261126; keepalive_requests 1000000;",
         &format!(
             "usher_role interceptor; usher_app shop; {servers} {extra}\n location / {{ proxy_pass $usher_upstream; }}"
         ),
-    );
-    nginx
+    )
 }
 
 /// Sends `n` requests and counts the redirect targets' base URLs.
@@ -58,6 +60,7 @@ fn ten_thousand_picks_follow_pushed_weights() {
     assert_eq!(r.status, 200, "{}", r.body);
     let n = 10_000;
     let counts = picks(&nginx, n);
+    eprintln!("10,000 picks: {counts:?}");
     assert_eq!(
         counts.get("http://127.0.0.1:1004"),
         None,

@@ -19,7 +19,7 @@ use crate::conf::{LocConf, MainConf, Role};
 use crate::module::Module;
 
 /// Number of directives.
-pub const COUNT: usize = 15;
+pub const COUNT: usize = 16;
 
 const ANY: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 const SRV_LOC: u32 = NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
@@ -130,6 +130,12 @@ pub const fn commands() -> [ngx_command_t; COUNT + 1] {
             SRV_LOC | NGX_CONF_TAKE1,
             LOC,
             set_obsolescence,
+        ),
+        command(
+            ngx_string!("usher_random_seed"),
+            NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+            NGX_HTTP_MAIN_CONF_OFFSET,
+            set_random_seed,
         ),
         ngx_command_t::empty(),
     ]
@@ -459,5 +465,14 @@ directive!(set_obsolescence, LocConf, |_, c, name, args| {
             )
         })?;
     c.obsolescence_secs = Some(secs);
+    Ok(())
+});
+
+directive!(set_random_seed, MainConf, |_, c, name, args| {
+    once(&c.random_seed, name)?;
+    let seed: u64 = args[0]
+        .parse()
+        .map_err(|_| format!("\"{name}\": bad seed \"{}\" (an unsigned integer)", args[0]))?;
+    c.random_seed = Some(seed);
     Ok(())
 });

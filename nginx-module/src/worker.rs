@@ -153,9 +153,13 @@ pub unsafe fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     // SAFETY: `ngx_worker` is set by the master before init_process runs.
     let index = unsafe { ngx_worker };
     let ring = crate::channel::worker_ring(index);
+    let seed = Module::main_conf(cycle_ref).and_then(|m| m.random_seed);
     with(|w| {
         w.index = index;
         w.ring = ring;
+        if let Some(seed) = seed {
+            w.rng = SmallRng::seed_from_u64(seed.wrapping_add(index as u64));
+        }
         w.refresh();
     });
     if index >= crate::shared::MAX_WORKERS {
