@@ -89,9 +89,11 @@ async fn session(ctx: &mut ChannelCtx, shutdown: &mut watch::Receiver<bool>) -> 
     let auth = HeaderValue::from_str(&format!("Bearer {}", ctx.token))
         .map_err(|_| "token: not a header value")?;
     req.headers_mut().insert("authorization", auth);
-    let mut config = WebSocketConfig::default();
-    config.max_message_size = Some(MAX_FRAME_BYTES);
-    config.max_frame_size = Some(MAX_FRAME_BYTES);
+    let config = WebSocketConfig {
+        max_message_size: Some(MAX_FRAME_BYTES),
+        max_frame_size: Some(MAX_FRAME_BYTES),
+        ..Default::default()
+    };
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(5),
         tokio_tungstenite::connect_async_with_config(req, Some(config), false),

@@ -26,6 +26,9 @@ use crate::records::RecordSink;
 use crate::spool::Spool;
 use crate::{host_facts, host_metrics, lock, now_us, probe, RingReader};
 
+/// Last probe outcome per server: (ok, why not).
+type ProbeState = Arc<Mutex<HashMap<String, (bool, Option<String>)>>>;
+
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -346,7 +349,7 @@ fn drain_rings(
 async fn probes(
     cfg: Arc<AgentConfig>,
     sink: Arc<Mutex<RecordSink>>,
-    state: Arc<Mutex<HashMap<String, (bool, Option<String>)>>>,
+    state: ProbeState,
     outbox: Arc<Outbox>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -397,7 +400,7 @@ async fn probes(
 async fn reports(
     cfg: Arc<AgentConfig>,
     sink: Arc<Mutex<RecordSink>>,
-    probe_state: Arc<Mutex<HashMap<String, (bool, Option<String>)>>>,
+    probe_state: ProbeState,
     processes: Arc<tokio::sync::Mutex<Processes>>,
     pids: Arc<Mutex<HashMap<String, u32>>>,
     outbox: Arc<Outbox>,

@@ -380,7 +380,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 /// Decodes standard padded base64; `None` for anything else.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| -> Option<u32> {

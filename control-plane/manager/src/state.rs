@@ -267,8 +267,80 @@ impl Manager {
         }
     }
 
+    /// Mean dynamic load value per server over the last `window`, from the
+    /// logging database (the extended-timeframe summary a front door keeps
+    /// as its static default for when the control plane is away).
+    pub async fn long_term_loads(
+        &self,
+        window: Duration,
+    ) -> Result<Vec<(String, f64)>, ManagerError> {
+        let since = now_us().saturating_sub(window.as_micros() as u64) as i64;
+        let rows = self
+            .inner
+            .logdb
+            .read(move |c| {
+                let mut st = c.prepare(
+                    "SELECT component, AVG(value) FROM metric_samples
+                     WHERE metric = 'dynamic_load' AND interval_stop_us >= ?1
+                     GROUP BY component ORDER BY component",
+                )?;
+                let rows = st
+                    .query_map([since], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, v)| (c.strip_prefix("server:").unwrap_or(&c).to_string(), v))
+            .collect())
+    }
+
     /// Asks the load loop to run now (a failure was reported).
     pub fn wake(&self) {
         self.inner.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logdb::Sample;
+
+    #[tokio::test]
+    async fn long_term_loads_average_the_window() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = Manager::open(dir.path(), ManagerConfig::default(), Arc::new(NoListener))
+            .await
+            .expect("open");
+        let now = now_us();
+        let sample = |server: &str, age_s: u64, value: f64| Sample {
+            component: format!("server:{server}"),
+            metric: "dynamic_load".into(),
+            interval_start_us: now - age_s * 1_000_000 - 1_000_000,
+            interval_stop_us: now - age_s * 1_000_000,
+            value,
+        };
+        let samples = vec![
+            sample("a", 10, 1000.0),
+            sample("a", 20, 3000.0),
+            sample("a", 7200, 9000.0), // outside the hour
+            sample("b", 5, 500.0),
+        ];
+        m.logdb()
+            .write(Write::Samples(samples), None)
+            .await
+            .expect("write");
+        m.logdb().flush().await.expect("flush");
+        let got = m
+            .long_term_loads(Duration::from_secs(3600))
+            .await
+            .expect("loads");
+        assert_eq!(
+            got,
+            vec![("a".to_string(), 2000.0), ("b".to_string(), 500.0)]
+        );
     }
 }
