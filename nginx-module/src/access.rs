@@ -67,26 +67,27 @@ fn unparsed_uri(r: &ngx_http_request_t) -> String {
 unsafe fn server(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
     // SAFETY: the caller's contract.
     let req = unsafe { &*r };
-    let target = crate::worker::with(|w| {
+    // Decided inside the worker state (no copy of the rules); nginx is only
+    // called once the state is released.
+    let location = crate::worker::with(|w| {
         w.refresh();
         let orders = w.snapshot.as_ref()?.orders.as_ref()?;
-        let target = orders.redirect.as_ref()?.target.clone();
-        Some((target, orders.rules.clone()))
+        let target = &orders.redirect.as_ref()?.target;
+        let path = String::from_utf8_lossy(net::bytes(&req.uri));
+        // SAFETY: a valid request.
+        let cookies = unsafe { net::cookies(r) };
+        let cookie = cookies.as_deref();
+        let allowed =
+            conf.rules.may_redirect(&path, cookie) && orders.rules.may_redirect(&path, cookie);
+        allowed.then(|| join_url(target, &unparsed_uri(req)))
     })
     .flatten();
-    let Some((target, pushed_rules)) = target else {
+    let Some(location) = location else {
         return DECLINED;
     };
-    let path = String::from_utf8_lossy(net::bytes(&req.uri)).into_owned();
-    // SAFETY: a valid request.
-    let cookies = unsafe { net::cookies(r) };
-    let cookie = cookies.as_deref();
-    if !conf.rules.may_redirect(&path, cookie) || !pushed_rules.may_redirect(&path, cookie) {
-        return DECLINED;
-    }
     count(Counter::Redirects);
     // SAFETY: a valid request whose header was not sent.
-    unsafe { crate::respond::redirect(r, &join_url(&target, &unparsed_uri(req))) }
+    unsafe { crate::respond::redirect(r, &location) }
 }
 
 enum Decision {
