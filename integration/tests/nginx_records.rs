@@ -152,3 +152,59 @@ fn no_ring_configured_serves_every_request_and_counts_drops() {
     assert_eq!(c["records_written"], 0, "{c}");
     assert_eq!(c["records_dropped"], 50, "{c}");
 }
+
+#[test]
+fn start_time_survives_internal_redirects_and_early_errors_fall_back() {
+    let app = DemoApp::start("internal", 10);
+    let nginx = Nginx::start(
+        "usher_ring {RING} 64k;",
+        &format!(
+            "usher_role server; usher_record content_path status start_time processing_time;\n \
+             location /r/ {{ rewrite ^/r/(.*)$ /$1 last; }}\n \
+             location / {{ proxy_pass {}; }}",
+            app.url()
+        ),
+    );
+    let mut reader = RingReader::open(&nginx.ring).expect("ring file");
+    for i in 0..20 {
+        assert_eq!(nginx.get(&format!("/r/static.html?i={i}")).status, 200);
+    }
+    let (records, _) = drain_all(&mut reader, 20);
+    assert_eq!(records.len(), 20);
+    for rec in &records {
+        assert_eq!(
+            rec.content_path.as_deref(),
+            Some("/static.html"),
+            "after the internal redirect"
+        );
+        assert!(
+            rec.processing_time_us.is_some_and(|t| t >= 10_000),
+            "{rec:?}"
+        );
+    }
+    // nginx's own start time has millisecond precision; ours (kept in the
+    // pool across the rewrite) has microseconds: 20 whole milliseconds by
+    // chance would be a one in 10^60 event.
+    assert!(
+        records
+            .iter()
+            .any(|r| r.start_time_us.is_some_and(|s| s % 1000 != 0)),
+        "start time lost at the internal redirect: {records:?}"
+    );
+
+    // A request refused before the phases run (no Host header: 400) is
+    // still recorded, timed from nginx's own start time.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", nginx.port)).expect("connect");
+    std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\n\r\n").expect("send");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).ok();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let (records, _) = drain_all(&mut reader, 1);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].status, Some(400));
+    assert!(
+        records[0].start_time_us.is_some_and(|s| s % 1000 == 0),
+        "{:?}",
+        records[0]
+    );
+}
