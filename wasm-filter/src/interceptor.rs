@@ -55,14 +55,17 @@ impl HttpContext for InterceptorCtx {
             Decision::Sorry(page) => {
                 host::send_response(
                     503,
-                    &[("content-type", "text/html; charset=utf-8")],
+                    &[
+                        ("content-type", "text/html; charset=utf-8"),
+                        ("x-usher-worker", &id),
+                    ],
                     Some(page.as_bytes()),
                 );
             }
             Decision::Unavailable => {
                 host::send_response(
                     503,
-                    &[("content-type", "text/plain")],
+                    &[("content-type", "text/plain"), ("x-usher-worker", &id)],
                     Some(b"no server available\n"),
                 );
             }
