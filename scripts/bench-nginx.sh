@@ -6,6 +6,7 @@
 # reader) run on CPU 1. The two sides alternate in rounds of equal length;
 # the figure is the ratio of the medians.
 #   BENCH_SECONDS (default 5)  ROUNDS (default 3)  CONNECTIONS (default 32)
+#   USHER_SERVER_LINES (default: server role, usher_record all) to try others
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -129,7 +130,7 @@ counts="$(curl -s -H 'Authorization: Bearer bench-token-0123' "http://127.0.0.1:
 last_drain="$(tail -n 1 "$work/drain.log")"
 echo "nginx static page, 1 worker on CPU 0, wrk -t1 -c$CONNECTIONS on CPU 1, ${ROUNDS}x${SECONDS_PER_RUN}s alternating"
 echo "stock nginx:            $ms req/s (median), worker CPU $msc µs/request"
-echo "nginx + usher (all fields, reader attached): $mu req/s (median), worker CPU $muc µs/request"
+echo "nginx + usher (${USHER_SERVER_LINES:-all fields}, reader attached): $mu req/s (median), worker CPU $muc µs/request"
 awk -v u="$mu" -v s="$ms" 'BEGIN { printf "ratio nginx+usher / stock: %.3f (goal >= 0.97)\n", u / s }'
 echo "module counters: $counts"
 echo "reader: $last_drain"
