@@ -84,7 +84,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     })?;
 
     let interval = Duration::from_secs_f64(config.push_interval_secs);
-    FrontDoors::start(&store, interval)?;
+    let front_doors = FrontDoors::start(&store, interval)?;
     let push_status = PushStatus::default();
     push::start(&store, push_status.clone(), interval);
 
@@ -93,6 +93,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         token: Arc::from(token.as_str()),
         base_dir: Arc::new(config.base_dir.clone()),
         push_status,
+        front_doors,
     };
     let (addr, server) = warp::serve(api::routes(state))
         .try_bind_with_graceful_shutdown(config.listen, shutdown_signal())

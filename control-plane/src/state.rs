@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::push::PushStatus;
 use crate::store::Store;
@@ -18,4 +21,23 @@ pub struct AppState {
     pub base_dir: Arc<PathBuf>,
     /// Last push result per WSI.
     pub push_status: PushStatus,
+    /// Fleet generation the built-in front doors have applied.
+    pub front_doors: watch::Receiver<u64>,
+}
+
+impl AppState {
+    /// Waits (at most 1 s) until the built-in front doors serve the latest
+    /// committed change, so an API answer means "in effect".
+    pub async fn settle(&self) {
+        let target = self.store.fleet().generation;
+        let mut rx = self.front_doors.clone();
+        let waited = tokio::time::timeout(Duration::from_secs(1), rx.wait_for(|g| *g >= target))
+            .await
+            .map(|r| r.is_ok());
+        match waited {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the front doors have stopped"),
+            Err(_) => tracing::warn!("the front doors took over 1 s to apply generation {target}"),
+        }
+    }
 }

@@ -181,11 +181,18 @@ fn bad_bodies_are_refused_naming_the_field_and_change_nothing() {
         );
     }
     // Too large: 413; duplicate: 409; app with servers: 409.
-    let big = format!(r#"{{"value":1,"pad":"{}"}}"#, "x".repeat(70 * 1024));
-    assert_eq!(
-        cp.api("PUT", "/api/v1/servers/a/load", Some(&big)).status,
-        413
+    // (sent raw: the answer comes from the declared length, before any body)
+    let (status, _, body) = cp_common::raw_request(
+        cp.admin_port,
+        &format!(
+            "PUT /api/v1/servers/a/load HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"value\":1",
+            cp.token,
+            70 * 1024
+        ),
     );
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("larger than 65536 bytes"), "{body}");
     let r = cp.api(
         "POST",
         "/api/v1/servers",

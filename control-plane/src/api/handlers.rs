@@ -25,6 +25,17 @@ fn created<T: Serialize>(value: &T) -> Response {
     warp::reply::with_status(warp::reply::json(value), StatusCode::CREATED).into_response()
 }
 
+/// Runs one change in the store, then waits until the front doors serve it.
+async fn change<T, F>(st: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, store::StoreError> + Send + 'static,
+{
+    let value = st.store.mutate(f).await?;
+    st.settle().await;
+    Ok(value)
+}
+
 fn field(f: &str) -> String {
     f.to_string()
 }
@@ -58,24 +69,20 @@ pub async fn add_app(st: AppState, body: Bytes) -> Answer {
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let out = app.clone();
-    st.store.mutate(move |tx| store::add_app(tx, &app)).await?;
+    change(&st, move |tx| store::add_app(tx, &app)).await?;
     Ok(created(&out))
 }
 
 /// `DELETE /apps/{app}`.
 pub async fn remove_app(name: String, st: AppState) -> Answer {
-    st.store
-        .mutate(move |tx| store::remove_app(tx, &name))
-        .await?;
+    change(&st, move |tx| store::remove_app(tx, &name)).await?;
     Ok(json(&serde_json::json!({"removed": true})))
 }
 
 /// `POST /apps/{app}/enable` and `/disable`.
 pub async fn set_app_enabled(name: String, enabled: bool, st: AppState) -> Answer {
     let n = name.clone();
-    st.store
-        .mutate(move |tx| store::set_app_enabled(tx, &n, enabled))
-        .await?;
+    change(&st, move |tx| store::set_app_enabled(tx, &n, enabled)).await?;
     get_app(name, st).await
 }
 
@@ -106,9 +113,7 @@ pub async fn add_server(st: AppState, body: Bytes) -> Answer {
     let input: ServerInput = parse_body(&body)?;
     let server = input.check(&field, Origin::Api)?;
     let name = server.name.clone();
-    st.store
-        .mutate(move |tx| store::add_server(tx, &server))
-        .await?;
+    change(&st, move |tx| store::add_server(tx, &server)).await?;
     let fleet = st.store.fleet();
     let s = fleet.server(&name).ok_or(ApiError::NotFound {
         kind: "server",
@@ -119,18 +124,14 @@ pub async fn add_server(st: AppState, body: Bytes) -> Answer {
 
 /// `DELETE /servers/{name}`.
 pub async fn remove_server(name: String, st: AppState) -> Answer {
-    st.store
-        .mutate(move |tx| store::remove_server(tx, &name))
-        .await?;
+    change(&st, move |tx| store::remove_server(tx, &name)).await?;
     Ok(json(&serde_json::json!({"removed": true})))
 }
 
 /// `POST /servers/{name}/enable` and `/disable`.
 pub async fn set_server_enabled(name: String, enabled: bool, st: AppState) -> Answer {
     let n = name.clone();
-    st.store
-        .mutate(move |tx| store::set_server_enabled(tx, &n, enabled))
-        .await?;
+    change(&st, move |tx| store::set_server_enabled(tx, &n, enabled)).await?;
     get_server(name, st).await
 }
 
@@ -139,9 +140,7 @@ pub async fn set_load(name: String, st: AppState, body: Bytes) -> Answer {
     let value = parse_body::<LoadBody>(&body)?.check()?;
     let n = name.clone();
     let now = now_unix();
-    st.store
-        .mutate(move |tx| store::set_load(tx, &n, value, now))
-        .await?;
+    change(&st, move |tx| store::set_load(tx, &n, value, now)).await?;
     get_server(name, st).await
 }
 
@@ -149,9 +148,10 @@ pub async fn set_load(name: String, st: AppState, body: Bytes) -> Answer {
 pub async fn set_redirect(name: String, st: AppState, body: Bytes) -> Answer {
     let target = parse_body::<RedirectBody>(&body)?.target;
     let n = name.clone();
-    st.store
-        .mutate(move |tx| store::set_redirect(tx, &n, target.as_deref()))
-        .await?;
+    change(&st, move |tx| {
+        store::set_redirect(tx, &n, target.as_deref())
+    })
+    .await?;
     get_server(name, st).await
 }
 
@@ -177,7 +177,7 @@ pub async fn add_wsi(st: AppState, body: Bytes) -> Answer {
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let out = wsi.clone();
-    st.store.mutate(move |tx| store::add_wsi(tx, &wsi)).await?;
+    change(&st, move |tx| store::add_wsi(tx, &wsi)).await?;
     Ok(created(&WsiOut {
         wsi: &out,
         push: None,
@@ -186,8 +186,6 @@ pub async fn add_wsi(st: AppState, body: Bytes) -> Answer {
 
 /// `DELETE /wsis/{name}`.
 pub async fn remove_wsi(name: String, st: AppState) -> Answer {
-    st.store
-        .mutate(move |tx| store::remove_wsi(tx, &name))
-        .await?;
+    change(&st, move |tx| store::remove_wsi(tx, &name)).await?;
     Ok(json(&serde_json::json!({"removed": true})))
 }

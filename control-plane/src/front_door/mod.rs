@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use hyper::server::conn::AddrStream;
 use hyper::service::{make_service_fn, service_fn};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::model::Fleet;
 use crate::store::Store;
@@ -61,7 +61,10 @@ impl FrontDoors {
     /// Binds a listener for every app of the current fleet (an error names
     /// the app whose address is taken) and keeps them in step with the
     /// fleet from then on.
-    pub fn start(store: &Store, refresh: Duration) -> Result<(), ListenError> {
+    ///
+    /// The returned receiver holds the fleet generation the doors have
+    /// applied, so a caller can wait until a change is live.
+    pub fn start(store: &Store, refresh: Duration) -> Result<watch::Receiver<u64>, ListenError> {
         let mut doors = FrontDoors {
             listeners: HashMap::new(),
             client: proxy::client(),
@@ -71,6 +74,7 @@ impl FrontDoors {
         if let Some(e) = doors.reconcile(&fleet).into_iter().next() {
             return Err(e);
         }
+        let (applied, applied_rx) = watch::channel(fleet.generation);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -81,9 +85,10 @@ impl FrontDoors {
                 for e in doors.reconcile(&fleet) {
                     tracing::error!("{e}");
                 }
+                applied.send_replace(fleet.generation);
             }
         });
-        Ok(())
+        Ok(applied_rx)
     }
 
     /// Starts, stops and updates listeners to match `fleet`.
