@@ -162,6 +162,17 @@ fn bad_bodies_are_refused_naming_the_field_and_change_nothing() {
             r.body
         );
     }
+    // An address another process holds: 400 on `listen`, nothing added.
+    let r = cp.api(
+        "POST",
+        "/api/v1/apps",
+        Some(&format!(
+            r#"{{"name":"new","listen":"127.0.0.1:{}"}}"#,
+            cp.admin_port
+        )),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["field"], "listen");
     // Unknown names: 404 JSON.
     for (method, path, body) in [
         ("PUT", "/api/v1/servers/zz/load", Some(r#"{"value":1}"#)),

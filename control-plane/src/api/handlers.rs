@@ -68,6 +68,16 @@ pub async fn add_app(st: AppState, body: Bytes) -> Answer {
     let app = tokio::task::spawn_blocking(move || input.check(&field, &base, Origin::Api))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
+    // Refuse an address nobody can listen on now (taken by another
+    // process), rather than accept an app whose front door cannot start.
+    if st.store.fleet().apps.iter().all(|a| a.listen != app.listen) {
+        if let Err(e) = std::net::TcpListener::bind(app.listen) {
+            return Err(ApiError::bad(
+                "listen",
+                format!("listen: cannot listen on {}: {e}", app.listen),
+            ));
+        }
+    }
     let out = app.clone();
     change(&st, move |tx| store::add_app(tx, &app)).await?;
     Ok(created(&out))
