@@ -10,7 +10,10 @@
 # Each Envoy runs `--concurrency 1` pinned to CPU 0; wrk, the backend and
 # the receiver run on CPU 1. The two sides alternate in rounds of equal
 # length; figures are medians over the rounds.
-#   BENCH_SECONDS (default 5)  ROUNDS (default 3)  CONNECTIONS (default 32)
+# Each round yields one ratio and one difference (the two sides measured
+# back to back); the figures are the medians over the rounds.
+#   BENCH_SECONDS (default 5)  ROUNDS (default 5)  CONNECTIONS (default 32)
+#   USHER_BENCH_PLUGIN (the usher side's plugin JSON)  BENCH_ONLY=direct
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +21,7 @@ ENVOY="${ENVOY_BIN:-$ROOT/.venv/bin/envoy}"
 WASM="${USHER_WASM:-$ROOT/target/wasm32-wasip1/wasm/usher_filter.wasm}"
 NGINX="${NGINX_BIN:-/usr/sbin/nginx}"
 SECS="${BENCH_SECONDS:-5}"
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 CONNS="${CONNECTIONS:-32}"
 # The usher side's plugin configuration: server role, records on.
 DEFAULT_PLUGIN='{"role": "server", "app": "bench", "record": ["method", "content_path", "status", "start_time", "processing_time", "content_length"], "agent_cluster": "usher_agent", "stateful": ["/cart"], "session_cookie": "usher_session"}'
@@ -172,23 +175,29 @@ results="$work/results"
 : >"$results"
 for round in $(seq "$ROUNDS"); do
     for side in stock usher; do
+        if [ "${BENCH_ONLY:-}" != direct ]; then
         read -r rps reqs ticks <<<"$(run "$side" "http://127.0.0.1:${proxy_port[$side]}/static.html")"
-        echo "proxy $side $rps" >>"$results"
-        echo "round $round proxy  $side: $rps req/s"
+        echo "proxy $side $rps $round" >>"$results"
+        us="$(python3 -c "print(f'{$ticks / $tick * 1e6 / max($reqs, 1):.2f} µs CPU/request, Envoy busy {$ticks / $tick / $SECS * 100:.0f}%')")"
+        echo "round $round proxy  $side: $rps req/s, $us"
+        fi
         read -r rps reqs ticks <<<"$(run "$side" "http://127.0.0.1:${direct_port[$side]}/")"
         us="$(python3 -c "print(f'{$ticks / $tick * 1e6 / max($reqs, 1):.2f}')")"
-        echo "direct $side $us" >>"$results"
+        echo "direct $side $us $round" >>"$results"
         echo "round $round direct $side: $rps req/s, $us µs CPU/request"
     done
 done
 python3 - "$results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-med = lambda kind, side: statistics.median(float(r[2]) for r in rows if r[0] == kind and r[1] == side)
-ratio = med("proxy", "usher") / med("proxy", "stock")
-added = med("direct", "usher") - med("direct", "stock")
-print(f"envoy proxy to static backend: stock {med('proxy','stock'):.0f} req/s, usher filter (server role, records on) {med('proxy','usher'):.0f} req/s")
-print(f"envoy throughput ratio usher/stock: {ratio:.3f} (goal >= 0.90)")
-print(f"envoy direct_response CPU per request: stock {med('direct','stock'):.2f} us, usher {med('direct','usher'):.2f} us")
-print(f"envoy filter added CPU per request: {added:.2f} us (goal <= 4)")
+val = {(r[0], r[1], r[3]): float(r[2]) for r in rows}
+rounds = sorted({r[3] for r in rows})
+def per_round(kind, f):
+    xs = [f(val[(kind, "usher", n)], val[(kind, "stock", n)]) for n in rounds if (kind, "usher", n) in val]
+    return statistics.median(xs) if xs else float("nan")
+med = lambda kind, side: statistics.median([v for (k, s, _), v in val.items() if k == kind and s == side] or [float("nan")])
+print(f"envoy proxy to static backend: stock {med('proxy','stock'):.0f} req/s, usher filter (server role, records on) {med('proxy','usher'):.0f} req/s (medians)")
+print(f"envoy throughput ratio usher/stock: {per_round('proxy', lambda u, s: u / s):.3f} (median of per-round ratios; goal >= 0.90)")
+print(f"envoy direct_response CPU per request: stock {med('direct','stock'):.2f} us, usher {med('direct','usher'):.2f} us (medians)")
+print(f"envoy filter added CPU per request: {per_round('direct', lambda u, s: u - s):.2f} us (median of per-round differences; goal <= 4)")
 PY

@@ -30,6 +30,16 @@ pub fn response_header(name: &str) -> Option<String> {
         .flatten()
 }
 
+/// Every request header, in one host call.
+pub fn request_headers() -> Vec<(String, String)> {
+    hc::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+}
+
+/// Every response header, in one host call.
+pub fn response_headers() -> Vec<(String, String)> {
+    hc::get_map(MapType::HttpResponseHeaders).unwrap_or_default()
+}
+
 /// Sets (replaces) a request header.
 pub fn set_request_header(name: &str, value: &str) -> bool {
     match hc::set_map_value(MapType::HttpRequestHeaders, name, Some(value)) {

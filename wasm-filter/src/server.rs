@@ -1,8 +1,9 @@
 //! Server role, per request: microsecond timing from the request headers to
-//! the log phase, the selected record fields (one host call per selected
-//! field, none for fields not selected), and the redirect the snapshot
+//! the log phase, the selected record fields, and the redirect the snapshot
 //! orders unless the page is stateful or the user carries the session
-//! cookie. No request header is written.
+//! cookie. No request header is written. Host calls are what cost here: a
+//! phase that needs one header value asks for it alone, one that needs more
+//! fetches the whole header map once; unselected fields cost nothing.
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -37,10 +38,10 @@ impl ServerCtx {
         self.mask.has(f)
     }
 
-    fn capture_request(&mut self, path: Option<&str>) {
-        let header = |on: bool, name: &str| if on { host::request_header(name) } else { None };
-        let r = &mut self.record;
+    fn capture_request(&mut self, headers: &Lookup, path: Option<&str>) {
         let m = self.mask;
+        let header = |on: bool, name: &str| if on { headers.get(name) } else { None };
+        let r = &mut self.record;
         r.method = header(m.has(Field::Method) || m.has(Field::RequestLine), ":method");
         if m.has(Field::Protocol) || m.has(Field::RequestLine) {
             r.protocol = host::property(&["request", "protocol"]);
@@ -75,7 +76,58 @@ impl ServerCtx {
         r.cookies = header(m.has(Field::Cookies), "cookie");
         r.referer = header(m.has(Field::Referer), "referer");
         if m.has(Field::AuthType) {
-            r.auth_type = host::request_header("authorization").and_then(|a| auth_type(&a));
+            r.auth_type = headers.get("authorization").and_then(|a| auth_type(&a));
+        }
+    }
+}
+
+/// Request-header values this request needs from the recorded fields.
+fn request_values(m: FieldMask) -> usize {
+    [
+        m.has(Field::Method) || m.has(Field::RequestLine),
+        m.has(Field::Accept),
+        m.has(Field::UserAgent),
+        m.has(Field::Connection),
+        m.has(Field::Pragma),
+        m.has(Field::Cookies),
+        m.has(Field::Referer),
+        m.has(Field::AuthType),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count()
+}
+
+/// Header values of one phase: the whole map fetched once, or one value
+/// per call when at most one is needed.
+enum Lookup {
+    Map(Vec<(String, String)>),
+    EachRequest,
+    EachResponse,
+}
+
+impl Lookup {
+    fn request(wanted: usize) -> Lookup {
+        if wanted >= 2 {
+            Lookup::Map(host::request_headers())
+        } else {
+            Lookup::EachRequest
+        }
+    }
+
+    fn response(wanted: usize) -> Lookup {
+        if wanted >= 2 {
+            Lookup::Map(host::response_headers())
+        } else {
+            Lookup::EachResponse
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        match self {
+            Lookup::Map(m) => m.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            Lookup::EachRequest => host::request_header(name),
+            Lookup::EachResponse => host::response_header(name),
         }
     }
 }
@@ -100,8 +152,11 @@ impl HttpContext for ServerCtx {
                 || self.mask.has(Field::RequestLine);
             (redirecting, needs_path, v.rules.session_cookie.is_some())
         };
+        let want_cookie = redirecting && session_cookie;
+        let wanted = usize::from(needs_path) + usize::from(want_cookie) + request_values(self.mask);
+        let headers = Lookup::request(wanted);
         let path = if needs_path {
-            host::request_header(":path")
+            headers.get(":path")
         } else {
             None
         };
@@ -112,13 +167,13 @@ impl HttpContext for ServerCtx {
             })
         };
         if self.recording {
-            self.capture_request(path.as_deref());
+            self.capture_request(&headers, path.as_deref());
         }
         if !redirecting {
             return Action::Continue;
         }
-        let cookie = if session_cookie {
-            host::request_header("cookie")
+        let cookie = if want_cookie {
+            headers.get("cookie")
         } else {
             None
         };
@@ -153,14 +208,19 @@ impl HttpContext for ServerCtx {
             return Action::Continue;
         }
         let m = self.mask;
+        let wanted = [
+            Field::Status,
+            Field::ContentLength,
+            Field::ContentType,
+            Field::LastModified,
+            Field::RedirectLocation,
+        ]
+        .iter()
+        .filter(|f| m.has(**f))
+        .count();
+        let headers = Lookup::response(wanted);
         let r = &mut self.record;
-        let header = |on: bool, name: &str| {
-            if on {
-                host::response_header(name)
-            } else {
-                None
-            }
-        };
+        let header = |on: bool, name: &str| if on { headers.get(name) } else { None };
         if m.has(Field::Status) {
             r.status = header(true, ":status")
                 .and_then(|s| s.parse().ok())
