@@ -8,9 +8,9 @@
 //! a non-loopback client; 409 `{"error":"stale version","current":n}`.
 
 use ngx::ffi::{
-    ngx_http_finalize_request, ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t,
-    ngx_pid, NGX_DONE, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_POST,
-    NGX_HTTP_SPECIAL_RESPONSE,
+    ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_read_client_request_body,
+    ngx_http_request_t, ngx_int_t, ngx_pid, NGX_DONE, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD,
+    NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::HttpModuleLocationConf;
 use usher_core::snapshot::{Command, MAX_SNAPSHOT_BYTES};
@@ -243,6 +243,10 @@ fn counters() -> Vec<u8> {
 /// # Safety
 /// `r` must be a valid request whose header was not sent.
 unsafe fn answer(r: *mut ngx_http_request_t, status: usize, json: &[u8]) -> ngx_int_t {
-    // SAFETY: the caller's contract.
-    unsafe { crate::respond::send(r, status, "application/json", json) }
+    // SAFETY: the caller's contract. Discarding is a no-op once the body
+    // was read; otherwise it keeps an unread body off the connection.
+    unsafe {
+        ngx_http_discard_request_body(r);
+        crate::respond::send(r, status, "application/json", json)
+    }
 }
