@@ -7,6 +7,9 @@ fn s(v: &Value, key: &str) -> String {
         None | Some(Value::Null) => "-".into(),
         Some(Value::String(x)) => x.clone(),
         Some(Value::Bool(b)) => if *b { "yes" } else { "no" }.into(),
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+            format!("{}", n.as_f64().unwrap_or_default() as i64)
+        }
         Some(other) => other.to_string(),
     }
 }
