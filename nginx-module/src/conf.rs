@@ -33,6 +33,9 @@ pub struct MainConf {
     pub ring_bytes: usize,
     /// True once any usher directive was seen (the module is in use).
     pub used: bool,
+    /// True when some server block or location has `usher_role server`
+    /// (only then is every request timed from POST_READ).
+    pub server_role: bool,
     /// `usher_random_seed N`: fixed seed of the workers' random draws
     /// (worker `i` uses `N + i`), for reproducible tests.
     pub random_seed: Option<u64>,

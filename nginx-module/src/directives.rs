@@ -221,8 +221,14 @@ fn once<T>(slot: &Option<T>, name: &str) -> Result<(), String> {
     }
 }
 
-directive!(set_role, LocConf, |_, c, name, args| {
+directive!(set_role, LocConf, |cf, c, name, args| {
     once(&c.role, name)?;
+    if args[0] == "server" {
+        // SAFETY: `cf` is the valid context of this directive.
+        if let Some(main) = Module::main_conf_mut(unsafe { &*cf }) {
+            main.server_role = true;
+        }
+    }
     c.role = Some(match args[0].as_str() {
         "server" => Role::Server,
         "interceptor" => Role::Interceptor,

@@ -8,6 +8,9 @@ use std::ffi::c_void;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ngx::ffi::{ngx_http_request_t, ngx_int_t, ngx_pool_cleanup_add, NGX_DECLINED};
+use ngx::http::HttpModuleMainConf;
+
+use crate::module::Module;
 
 /// Microseconds since the Unix epoch.
 #[inline]
@@ -37,7 +40,8 @@ pub unsafe extern "C" fn post_read_handler(r: *mut ngx_http_request_t) -> ngx_in
     crate::guard(NGX_DECLINED as ngx_int_t, || {
         // SAFETY: nginx passes a valid request.
         unsafe {
-            if start_of(r).is_none() {
+            let timed = Module::main_conf(&*r).is_some_and(|m| m.server_role);
+            if timed && start_of(r).is_none() {
                 let now = now_us();
                 let cln = ngx_pool_cleanup_add((*r).pool, std::mem::size_of::<[u64; 2]>());
                 if !cln.is_null() {
