@@ -179,6 +179,9 @@ async fn push_once(
         let Some(snapshot) = wsi_snapshot(fleet, wsi, version, now_unix()) else {
             return Err(format!("its app {:?} is gone", wsi.app));
         };
+        snapshot
+            .validate()
+            .map_err(|e| format!("not sent, the snapshot is invalid: {e}"))?;
         let body =
             serde_json::to_vec(&Command::Snapshot { snapshot }).map_err(|e| e.to_string())?;
         let req = Request::builder()

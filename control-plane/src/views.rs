@@ -77,3 +77,77 @@ pub fn wsi_snapshot(fleet: &Fleet, wsi: &Wsi, version: u64, now_unix: f64) -> Op
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn snapshots_validate_and_resolve_targets_from_config_only() {
+        let text = r#"
+[[apps]]
+name = "shop"
+listen = "127.0.0.1:18080"
+public_url = "http://shop.example"
+stateful = ["/cart"]
+[[servers]]
+name = "a"
+app = "shop"
+url = "http://127.0.0.1:18081"
+capacity = 5
+[[servers]]
+name = "b"
+app = "shop"
+url = "http://127.0.0.1:18082"
+capacity = 2
+[[wsis]]
+name = "ngx-a"
+url = "http://127.0.0.1:8181/usher/command"
+token = "t"
+role = "server"
+app = "shop"
+server = "a"
+[[wsis]]
+name = "door"
+url = "http://127.0.0.1:8182/usher/command"
+token = "t"
+role = "interceptor"
+app = "shop"
+"#;
+        let c = Config::parse(std::path::Path::new("/tmp/usher.toml"), text).expect("config");
+        let mut fleet = Fleet {
+            generation: 1,
+            apps: c.apps,
+            servers: c.servers,
+            wsis: c.wsis,
+        };
+        fleet.servers[1].dynamic_load = Some(700);
+        fleet.servers[1].load_updated_unix = Some(100.0);
+        fleet.servers[1].enabled = false;
+
+        let door = wsi_snapshot(&fleet, &fleet.wsis[1], 7, 130.0).expect("door");
+        door.validate().expect("valid");
+        let b = &door.apps[0].servers[1];
+        assert_eq!(
+            (b.dynamic_load, b.load_age_secs, b.available),
+            (Some(700), 30.0, false)
+        );
+        assert!(door.orders.is_none());
+
+        let ngx = wsi_snapshot(&fleet, &fleet.wsis[0], 8, 130.0).expect("ngx");
+        ngx.validate().expect("valid");
+        let orders = ngx.orders.clone().expect("orders");
+        assert!(orders.redirect.is_none());
+        assert_eq!(orders.rules.stateful, vec!["/cart"]);
+
+        fleet.servers[0].redirect = Some("b".into());
+        let ngx = wsi_snapshot(&fleet, &fleet.wsis[0], 9, 130.0).expect("ngx");
+        let target = ngx.orders.and_then(|o| o.redirect).map(|r| r.target);
+        assert_eq!(target.as_deref(), Some("http://127.0.0.1:18082"));
+        fleet.servers[0].redirect = Some(FRONT_DOOR_TARGET.into());
+        let ngx = wsi_snapshot(&fleet, &fleet.wsis[0], 10, 130.0).expect("ngx");
+        let target = ngx.orders.and_then(|o| o.redirect).map(|r| r.target);
+        assert_eq!(target.as_deref(), Some("http://shop.example"));
+    }
+}
