@@ -2,7 +2,8 @@
 //! the command endpoints of two real Envoys with the usher filter (a web
 //! server in the server role, a front door in the interceptor role); a
 //! change made with `usher ctl` is applied by every Envoy worker
-//! (`--concurrency 2`) within 1 s.
+//! (`--concurrency 2`) within 1 s, and both keep serving on the last
+//! snapshot when the control plane stops.
 
 #[path = "cp_common/mod.rs"]
 mod cp_common;
@@ -134,4 +135,28 @@ fn a_change_made_with_usher_ctl_reaches_every_envoy_worker_within_a_second() {
         fresh_get(&door.url("/")).status == 302
     });
     assert!(back.is_some(), "enabled again");
+
+    // Control plane away: both Envoys keep serving on the last snapshot.
+    let (server_version, door_version) = (
+        server.counters()["version"].clone(),
+        door.counters()["version"].clone(),
+    );
+    let mut cp = cp;
+    cp.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..20 {
+        assert_eq!(
+            fresh_get(&door.url("/")).status,
+            302,
+            "front door keeps picking"
+        );
+        let r = fresh_get(&server.url("/"));
+        assert_eq!(
+            (r.status, r.location.as_deref()),
+            (302, Some(want.as_str())),
+            "redirect order kept"
+        );
+    }
+    assert_eq!(server.counters()["version"], server_version);
+    assert_eq!(door.counters()["version"], door_version);
 }
