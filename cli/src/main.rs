@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 
 /// usher: run a fleet of web servers as one service.
 #[derive(Debug, Parser)]
-#[command(name = "usher", version, about)]
+#[command(
+    name = "usher",
+    version,
+    about = "usher: run a fleet of web servers as one service (docs/ in the repository)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

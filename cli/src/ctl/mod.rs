@@ -16,7 +16,8 @@ pub struct CtlArgs {
     /// Base URL of the control plane's admin API.
     #[arg(long, env = "USHER_URL", default_value = "http://127.0.0.1:7900")]
     url: String,
-    /// File holding the admin token (`<data_dir>/admin.token`).
+    /// File holding the admin token (`<data_dir>/admin.token`); else the
+    /// USHER_TOKEN environment variable.
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// Print the API's JSON answer instead of a table.
@@ -90,13 +91,20 @@ enum ServerCmd {
     /// Take a server out of rotation.
     Disable { name: String },
     /// Set the dynamic load value L (0..10000, 10000 = idle).
-    Load { name: String, value: u32 },
+    Load {
+        name: String,
+        /// 0..10000; higher means more spare capacity.
+        value: u32,
+    },
     /// Order the server's WSI to redirect users to another server or to
     /// `front-door`; `--off` cancels the order.
     Redirect {
+        /// The server whose users are sent away.
         name: String,
+        /// Another server of the same app, or `front-door`.
         #[arg(required_unless_present = "off")]
         target: Option<String>,
+        /// End the redirect order.
         #[arg(long, conflicts_with = "target")]
         off: bool,
     },
