@@ -31,6 +31,7 @@ test: build
 test-rust:
 	$(CARGO) build -p usher-core --target wasm32-wasip1
 	$(CARGO) test --release
+	$(CARGO) test --release -p usher-wasm-filter
 
 test-configs:
 	@if [ -f scripts/validate-configs.sh ]; then bash scripts/validate-configs.sh; fi
