@@ -348,7 +348,12 @@ impl RecordSink {
                     } else {
                         base.min(p.processing_us)
                     };
-                    s.last_estimate = Some(probe::estimate(p, base, s.completions.iter().copied()));
+                    let e = probe::estimate(p, base, s.completions.iter().copied());
+                    tracing::debug!(
+                        "probe of {}: sent {} start {} processing {} baseline {base}: queue {} delay {}",
+                        s.name, p.sent_us, p.start_us, p.processing_us, e.queue_length, e.queue_delay_us
+                    );
+                    s.last_estimate = Some(e);
                     s.baseline.push(p.processing_us);
                 }
                 let oldest = s.pending.iter().map(|p| p.sent_us).min();
@@ -463,8 +468,9 @@ mod tests {
             &rec(200, 200_010, 12_000, "GET /health?usher-probe=9 HTTP/1.1"),
         ); // done 212010
         let aggs = sink.take_aggregates();
-        // Effective start = 212010 - 2000 = 210010; delay 10010; 5 completions before it.
-        assert_eq!(aggs[0].queue_delay_us, Some(10_010));
+        // Effective start = 212010 - 2000 = 210010; arrival 200010 (after the
+        // send at 200000): delay 10000; 5 completions before the start.
+        assert_eq!(aggs[0].queue_delay_us, Some(10_000));
         assert_eq!(aggs[0].queue_length, Some(5));
         assert_eq!(sink.take_aggregates()[0].count, 0);
     }

@@ -11,9 +11,21 @@
 //! completion minus the probe's own service time (`baseline_us`, the least
 //! probe processing time seen lately, see [`Baseline`]), whichever is later.
 //!
-//! * queue delay = effective start − send time;
+//! * the probe's *arrival* is its send time, or, when the record starts
+//!   before the effective start (the queue is behind the interface), the
+//!   later of send time and recorded start (so time spent reaching the
+//!   server is not counted as queueing);
+//! * the probe really started when a completion freed a worker for it:
+//!   the latest completion within a quarter of the baseline before the
+//!   effective start, if any, is taken as its start (the effective start
+//!   can only be late: the baseline is the least service time seen);
+//! * queue delay = start − arrival;
 //! * queue length = records of the same server that completed after the
-//!   probe was sent and no later than its effective start.
+//!   arrival and more than a quarter baseline before that start: the
+//!   requests that were ahead of the probe. Excluding the completions at
+//!   the start itself matters when a pool's workers finish in bursts (they
+//!   share a timer): the burst that freed the probe's worker is not ahead
+//!   of it.
 //!
 //! Pure: the caller passes every time in (microseconds on one clock).
 
@@ -73,16 +85,31 @@ pub struct QueueEstimate {
 pub fn estimate(
     probe: ProbeSighting,
     baseline_us: u64,
-    completions_us: impl IntoIterator<Item = u64>,
+    completions_us: impl IntoIterator<Item = u64> + Clone,
 ) -> QueueEstimate {
-    let start = probe.effective_start_us(baseline_us);
-    let length = completions_us
+    let raw = probe.effective_start_us(baseline_us);
+    let arrival = if probe.start_us < raw {
+        probe.sent_us.max(probe.start_us)
+    } else {
+        probe.sent_us
+    };
+    let guard = baseline_us / 4;
+    // The completion that freed the probe's worker: the latest one shortly
+    // before the estimated start (which can only be late, the baseline
+    // being the least service time seen).
+    let freed_at = completions_us
+        .clone()
         .into_iter()
-        .filter(|&c| c > probe.sent_us && c <= start)
+        .filter(|&c| c > arrival && c <= raw && c.saturating_add(guard) >= raw)
+        .max();
+    let start = freed_at.unwrap_or(raw);
+    let ahead = completions_us
+        .into_iter()
+        .filter(|&c| c > arrival && c.saturating_add(guard) <= start && c < start)
         .count();
     QueueEstimate {
-        queue_length: u32::try_from(length).unwrap_or(u32::MAX),
-        queue_delay_us: start.saturating_sub(probe.sent_us),
+        queue_length: u32::try_from(ahead).unwrap_or(u32::MAX),
+        queue_delay_us: start.saturating_sub(arrival),
     }
 }
 
@@ -140,7 +167,8 @@ mod tests {
 
     /// Queue in front of the interface: the record's start is when the probe
     /// left the queue. Sent at 1000, started at 31000: 30 ms delay; three
-    /// records completed in between (1000 itself and 40000 are outside).
+    /// records completed in between (1000 itself and 40000 are outside), the
+    /// last at 31000 freed the probe's worker: two were ahead of it.
     #[test]
     fn worked_example_queue_in_front() {
         let p = ProbeSighting {
@@ -152,28 +180,73 @@ mod tests {
         assert_eq!(
             e,
             QueueEstimate {
-                queue_length: 3,
+                queue_length: 2,
                 queue_delay_us: 30_000
             }
         );
     }
 
-    /// Queue behind the interface: nginx starts the record on arrival and
-    /// the app's pool made the probe wait. Worker pool of 4, service 10 ms,
-    /// 8 clients: the probe waited 20 ms behind 8 completions (two waves of
-    /// four) and then took its own 10 ms.
+    /// Queue behind the interface: nginx starts the record on arrival
+    /// (100.2 ms) and the app's pool of 4 workers (10 ms service) made the
+    /// probe wait. Four requests were in service (done at 102, 104, 106,
+    /// 108 ms) and four waiting (done at 112, 114, 116, 118 ms); the probe
+    /// got the worker freed at 112 ms and finished at 122 ms: four ahead.
     #[test]
     fn worked_example_queue_behind() {
         let p = ProbeSighting {
             sent_us: 100_000,
-            start_us: 100_050,
-            processing_us: 30_050,
+            start_us: 100_200,
+            processing_us: 21_800,
         };
-        let waves = [105_000u64; 4].into_iter().chain([115_000u64; 4]);
-        let others = waves.chain([125_000, 125_000, 125_000]);
+        let others = [
+            102_000, 104_000, 106_000, 108_000, 112_000, 114_000, 116_000, 118_000,
+        ];
         let e = estimate(p, 10_000, others);
-        assert_eq!(e.queue_delay_us, 20_100);
-        assert_eq!(e.queue_length, 8);
+        assert_eq!(
+            e,
+            QueueEstimate {
+                queue_length: 4,
+                queue_delay_us: 11_800
+            }
+        );
+        // An idle server: the probe takes its service time, nothing queued.
+        let idle = ProbeSighting {
+            sent_us: 0,
+            start_us: 300,
+            processing_us: 10_000,
+        };
+        assert_eq!(
+            estimate(idle, 10_000, [5_000]),
+            QueueEstimate {
+                queue_length: 0,
+                queue_delay_us: 300
+            }
+        );
+    }
+
+    /// Workers finishing in bursts (4 workers, 20 ms, 8 waiting): waves at
+    /// 110, 130 and 150 ms; the probe (arrived at 100 ms) starts with the
+    /// third wave, and its service took 3 ms longer than the baseline.
+    #[test]
+    fn worked_example_bursts() {
+        let p = ProbeSighting {
+            sent_us: 99_500,
+            start_us: 100_000,
+            processing_us: 73_000,
+        };
+        let wave = |t: u64| [t, t + 40, t + 80, t + 120];
+        let others: Vec<u64> = [110_000, 130_000, 150_000, 170_000]
+            .into_iter()
+            .flat_map(wave)
+            .collect();
+        let e = estimate(p, 20_000, others.iter().copied());
+        assert_eq!(
+            e,
+            QueueEstimate {
+                queue_length: 8,
+                queue_delay_us: 50_120
+            }
+        );
     }
 
     #[test]
@@ -199,10 +272,8 @@ mod tests {
             let e = estimate(p, base, cs.iter().copied());
             prop_assert!(e.queue_length as usize <= cs.len());
             prop_assert!(e.queue_delay_us <= p.effective_start_us(base));
-            // A longer service baseline never makes the delay longer.
-            let e2 = estimate(p, base.saturating_add(1000), cs.iter().copied());
-            prop_assert!(e2.queue_delay_us <= e.queue_delay_us);
-            prop_assert!(e2.queue_length <= e.queue_length);
+            // The arrival never precedes the send time.
+            prop_assert!(e.queue_delay_us <= p.effective_start_us(base).saturating_sub(p.sent_us));
         }
     }
 }
