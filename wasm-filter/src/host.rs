@@ -8,6 +8,8 @@ use log::warn;
 use proxy_wasm::hostcalls as hc;
 use proxy_wasm::types::{BufferType, MapType, MetricType, Status};
 
+use crate::fields::HeaderPairs;
+
 /// Wall-clock time in microseconds since the Unix epoch (0 if unavailable).
 pub fn now_us() -> u64 {
     hc::get_current_time()
@@ -30,14 +32,47 @@ pub fn response_header(name: &str) -> Option<String> {
         .flatten()
 }
 
-/// Every request header, in one host call.
-pub fn request_headers() -> Vec<(String, String)> {
-    hc::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+#[link(wasm_import_module = "env")]
+extern "C" {
+    // The same import the SDK declares privately (it only offers the map
+    // decoded into one `String` per key and value); statuses as plain `u32`
+    // so an unexpected value cannot be an invalid enum.
+    fn proxy_get_header_map_pairs(map_type: u32, data: *mut *mut u8, size: *mut usize) -> u32;
 }
 
-/// Every response header, in one host call.
-pub fn response_headers() -> Vec<(String, String)> {
-    hc::get_map(MapType::HttpResponseHeaders).unwrap_or_default()
+/// `MapType::HttpRequestHeaders` / `HttpResponseHeaders` in the ABI.
+const REQUEST_HEADERS: u32 = 0;
+const RESPONSE_HEADERS: u32 = 2;
+
+/// A whole header map in its serialized form, in one host call (one buffer
+/// the host allocates in the VM; nothing decoded). `None` when the map is
+/// absent (e.g. no response was produced) or the call failed.
+fn header_map(map_type: u32) -> Option<HeaderPairs> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: both out-pointers point to live locals; on success the host
+    // writes a buffer it allocated through `proxy_on_memory_allocate`.
+    let status = unsafe { proxy_get_header_map_pairs(map_type, &mut data, &mut size) };
+    if status != 0 || data.is_null() {
+        return None;
+    }
+    // SAFETY: the SDK's `proxy_on_memory_allocate` allocated `data` as a
+    // `Vec<u8>` with capacity `size` and forgot it; the host filled `size`
+    // bytes. Taking it back as that Vec frees it when dropped (the SDK's own
+    // `get_map` does the same).
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    Some(HeaderPairs::new(bytes))
+}
+
+/// Every request header, in one host call.
+pub fn request_headers() -> Option<HeaderPairs> {
+    header_map(REQUEST_HEADERS)
+}
+
+/// Every response header, in one host call (`None` when there is no
+/// response, e.g. the client went away first).
+pub fn response_headers() -> Option<HeaderPairs> {
+    header_map(RESPONSE_HEADERS)
 }
 
 /// Sets (replaces) a request header.

@@ -9,7 +9,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use usher_core::{Field, FieldMask, RequestRecord};
 
-use crate::fields::{auth_type, content_path, http_date_secs};
+use crate::fields::{auth_type, content_path, http_date_secs, HeaderPairs};
 use crate::host;
 use crate::root::Shared;
 
@@ -18,7 +18,6 @@ pub struct ServerCtx {
     mask: FieldMask,
     recording: bool,
     start_us: u64,
-    saw_response: bool,
     record: RequestRecord,
 }
 
@@ -29,7 +28,6 @@ impl ServerCtx {
             mask: FieldMask(0),
             recording: false,
             start_us: 0,
-            saw_response: false,
             record: RequestRecord::default(),
         }
     }
@@ -98,10 +96,10 @@ fn request_values(m: FieldMask) -> usize {
     .count()
 }
 
-/// Header values of one phase: the whole map fetched once, or one value
-/// per call when at most one is needed.
+/// Header values of one phase: the whole map fetched once (serialized,
+/// read in place), or one value per call when at most one is needed.
 enum Lookup {
-    Map(Vec<(String, String)>),
+    Map(Option<HeaderPairs>),
     EachRequest,
     EachResponse,
 }
@@ -125,7 +123,7 @@ impl Lookup {
 
     fn get(&self, name: &str) -> Option<String> {
         match self {
-            Lookup::Map(m) => m.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+            Lookup::Map(m) => m.as_ref()?.get(name).map(str::to_owned),
             Lookup::EachRequest => host::request_header(name),
             Lookup::EachResponse => host::response_header(name),
         }
@@ -202,56 +200,52 @@ impl HttpContext for ServerCtx {
         Action::Pause
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        self.saw_response = true;
-        if !self.recording {
-            return Action::Continue;
-        }
-        let m = self.mask;
-        let wanted = [
-            Field::Status,
-            Field::ContentLength,
-            Field::ContentType,
-            Field::LastModified,
-            Field::RedirectLocation,
-        ]
-        .iter()
-        .filter(|f| m.has(**f))
-        .count();
-        let headers = Lookup::response(wanted);
-        let r = &mut self.record;
-        let header = |on: bool, name: &str| if on { headers.get(name) } else { None };
-        if m.has(Field::Status) {
-            r.status = header(true, ":status")
-                .and_then(|s| s.parse().ok())
-                .or(r.status);
-        }
-        r.content_length =
-            header(m.has(Field::ContentLength), "content-length").and_then(|s| s.parse().ok());
-        r.content_type = header(m.has(Field::ContentType), "content-type");
-        r.last_modified =
-            header(m.has(Field::LastModified), "last-modified").and_then(|d| http_date_secs(&d));
-        if r.redirect_location.is_none() {
-            r.redirect_location = header(m.has(Field::RedirectLocation), "location");
-        }
-        Action::Continue
-    }
-
     fn on_log(&mut self) {
         if !self.recording {
             return;
         }
         let end_us = host::now_us();
         let m = self.mask;
+        // Response fields are read here, in the log phase, where Envoy still
+        // holds the response headers: the filter has no response-headers
+        // callback at all (one call into the VM less per request).
+        let wanted = [
+            Field::Status,
+            Field::ContentLength,
+            Field::ContentType,
+            Field::LastModified,
+            Field::RedirectLocation,
+            Field::Aborted,
+        ]
+        .iter()
+        .filter(|f| m.has(**f))
+        .count();
         let r = &mut self.record;
+        if wanted > 0 {
+            let headers = Lookup::response(wanted);
+            let header = |on: bool, name: &str| if on { headers.get(name) } else { None };
+            let status = header(m.has(Field::Status) || m.has(Field::Aborted), ":status");
+            if m.has(Field::Aborted) {
+                // No response headers reached the filter: the client went away.
+                r.aborted = Some(status.is_none());
+            }
+            if m.has(Field::Status) {
+                r.status = status.and_then(|s| s.parse().ok()).or(r.status);
+            }
+            r.content_length =
+                header(m.has(Field::ContentLength), "content-length").and_then(|s| s.parse().ok());
+            r.content_type = header(m.has(Field::ContentType), "content-type");
+            r.last_modified = header(m.has(Field::LastModified), "last-modified")
+                .and_then(|d| http_date_secs(&d));
+            if r.redirect_location.is_none() {
+                r.redirect_location = header(m.has(Field::RedirectLocation), "location");
+            }
+        }
         if m.has(Field::StartTime) {
             r.start_time_us = Some(self.start_us);
         }
         if m.has(Field::ProcessingTime) {
             r.processing_time_us = Some(end_us.saturating_sub(self.start_us));
-        }
-        if m.has(Field::Aborted) {
-            r.aborted = Some(!self.saw_response);
         }
         if m.has(Field::LoggedAt) {
             r.logged_at_us = Some(end_us);
