@@ -68,11 +68,12 @@ fn agent_and_manager_close_the_loop() {
         .block_on(Manager::open(&mdir, cfg, transitions.clone()))
         .expect("manager");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let _load = rt.block_on(async {
+    let _load = {
+        let _in_runtime = rt.enter();
         m.spawn(async {
             stop_rx.await.ok();
         })
-    });
+    };
     let auth: AuthCheck = Arc::new(move |h| h == Some("Bearer admin-secret"));
     let routes = channel_route(m.clone()).or(api_routes(m.clone(), auth));
     let (maddr, server) =
