@@ -304,6 +304,8 @@ fn drain_rings(
 ) {
     let mut readers: Vec<Option<RingReader>> = servers.iter().map(|_| None).collect();
     let mut reported: Vec<String> = servers.iter().map(|_| String::new()).collect();
+    // Records the producers dropped (full ring), as last seen per file.
+    let mut dropped: Vec<Option<u64>> = servers.iter().map(|_| None).collect();
     let mut buf = Vec::with_capacity(4096);
     while !stop.load(Ordering::Relaxed) {
         for (k, (idx, path)) in servers.iter().enumerate() {
@@ -313,6 +315,7 @@ fn drain_rings(
                         tracing::info!("reading records from {}", path.display());
                         readers[k] = Some(r);
                         reported[k].clear();
+                        dropped[k] = None;
                     }
                     Err(e) => {
                         let text = e.to_string();
@@ -340,6 +343,14 @@ fn drain_rings(
                         }
                     }
                 }
+                // Count the producers' drops as the server's dropped records.
+                let now = r.stats().dropped;
+                if let Some(before) = dropped[k] {
+                    if now > before {
+                        lock(&sink).bad(*idx, now - before);
+                    }
+                }
+                dropped[k] = Some(now);
             }
         }
         std::thread::sleep(every);
