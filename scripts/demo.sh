@@ -20,7 +20,6 @@ envoy="$USHER_ROOT/.venv/bin/envoy"
 # Every demo starts from a fresh store, so the printed config is the truth.
 rm -rf "$demo"
 mkdir -p "$demo/logs"
-trap 'echo; echo "stopping the demo"; stop_all' EXIT INT TERM
 
 # Ports: everything is placed relative to the built-in front door's port
 # ($USHER_DEMO_BASE_PORT, 8080) and the admin API ($USHER_DEMO_ADMIN_PORT, 7900).
@@ -30,6 +29,14 @@ nginx_door=$((base - 80))      # 8000: nginx + usher module as front door
 envoy_door=$((base + 10))      # 8090: Envoy + usher filter as front door
 envoy_cmd=$((base + 1110))     # 9190: the Envoy front door's command endpoint
 envoy_admin=$((base + 1822))   # 9902: Envoy's admin page
+cleanup() {
+  [ "${#USHER_PIDS[@]}" -gt 0 ] || return 0
+  echo; echo "stopping the demo"
+  stop_all
+  rm -f /dev/shm/usher-demo-"$base"-*.ring
+}
+trap cleanup EXIT
+trap 'cleanup; exit 0' INT TERM
 names=(a b c)
 workers=(2 5 8)
 capacity=(2 5 8)
@@ -60,7 +67,7 @@ for i in 0 1 2; do
   cp "$module" "$prefix/modules/"
   cp "$demo/wsi.token" "$prefix/conf/usher.token"
   sed -e "s|127.0.0.1:8080|127.0.0.1:$web_port|; s|127.0.0.1:8081|127.0.0.1:$app_port|" \
-    -e "s|/dev/shm/usher-nginx-8080.ring|/dev/shm/usher-demo-$web_port.ring|" \
+    -e "s|/dev/shm/usher-nginx-8080.ring|/dev/shm/usher-demo-$base-$name.ring|" \
     "$USHER_ROOT/nginx/web-server.conf" >"$prefix/conf/nginx.conf"
   start "nginx-$name" "$demo/logs/nginx-$name.log" nginx -p "$prefix" -c conf/nginx.conf -g 'daemon off;'
 
@@ -111,7 +118,7 @@ sed -e "s|port_value: 8090|port_value: $envoy_door|; s|port_value: 9190|port_val
   -e "s|change-me-command|$token|" \
   "$USHER_ROOT/envoy/front-door.yaml" >"$demo/envoy/front-door.yaml"
 start envoy-door "$demo/logs/envoy-door.log" "$envoy" -c "$demo/envoy/front-door.yaml" --concurrency 2 \
-  --base-id "$envoy_admin" --log-level warn
+  --disable-hot-restart --log-level warn
 wsis+="
 [[wsis]]
 name = \"envoy-door\"
