@@ -1,11 +1,13 @@
 //! `usher`: one binary for every usher component.
 //!
 //! * `usher control --config usher.toml`: the control plane;
+//! * `usher agent --config agent.toml`: the per-host agent;
 //! * `usher ctl …`: the operator's command line over the admin API.
 //!
-//! Later: `agent`, `watch` (each its own module, dispatched from here).
+//! Later: `watch` (its own module, dispatched from here).
 #![forbid(unsafe_code)]
 
+mod agent;
 mod control;
 mod ctl;
 
@@ -29,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (admin API, front doors, snapshot pushes).
     Control(control::ControlArgs),
+    /// Run the per-host agent (measures, probes, reports to the control plane).
+    Agent(agent::AgentArgs),
     /// Talk to a running control plane's admin API.
     Ctl(ctl::CtlArgs),
 }
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Control(args) => control::main(args),
+        Command::Agent(args) => agent::main(args),
         Command::Ctl(args) => ctl::main(args),
     }
 }

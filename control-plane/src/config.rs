@@ -11,6 +11,7 @@ use usher_core::model::ModelError;
 
 use crate::model::{App, Origin, Server, Wsi, WsiRole};
 use crate::spec::{AppInput, ServerInput, WsiInput};
+use usher_manager::ManagerConfig;
 
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,6 +29,9 @@ pub struct ConfigFile {
     /// Web server interfaces to push snapshots to.
     #[serde(default)]
     pub wsis: Vec<WsiInput>,
+    /// The manager: agent channel, logging database, dynamic load loop.
+    #[serde(default)]
+    pub manager: ManagerConfig,
 }
 
 /// `[control]`.
@@ -83,6 +87,8 @@ pub struct Config {
     pub apps: Vec<App>,
     pub servers: Vec<Server>,
     pub wsis: Vec<Wsi>,
+    /// `[manager]`, checked.
+    pub manager: ManagerConfig,
 }
 
 /// A config that cannot be used; names the file and the key.
@@ -181,6 +187,10 @@ impl ConfigFile {
             ));
         }
         let data_dir = base_dir.join(&self.control.data_dir);
+        let manager = self.manager.validate().map_err(|e| {
+            let (key, problem) = e.split_once(": ").unwrap_or(("", e.as_str()));
+            ModelError::invalid(format!("manager.{key}"), problem.to_string())
+        })?;
 
         let mut apps = Vec::new();
         let mut listens = HashSet::from([listen]);
@@ -256,6 +266,7 @@ impl ConfigFile {
             apps,
             servers,
             wsis,
+            manager,
         })
     }
 }

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod config;
 pub mod front_door;
+pub mod manager_link;
 pub mod model;
 pub mod push;
 pub mod run;

@@ -83,6 +83,9 @@ pub struct Server {
     pub load_updated_unix: Option<f64>,
     /// Redirect order: another server's name or `front-door`.
     pub redirect: Option<String>,
+    /// Why the manager took the server out of rotation (probe failed, agent
+    /// silent); `None` while it works. Cleared at every start.
+    pub failed: Option<String>,
 }
 
 /// Role of a web server interface.

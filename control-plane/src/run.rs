@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
 use crate::front_door::{FrontDoors, ListenError};
+use crate::manager_link::StoreListener;
 use crate::push::{self, PushStatus};
 use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
 use crate::{api, token};
+use warp::Filter;
 
 /// Why the control plane could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,8 @@ pub enum RunError {
         addr: std::net::SocketAddr,
         source: warp::Error,
     },
+    #[error("manager: {0}")]
+    Manager(#[from] usher_manager::ManagerError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +59,8 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         let mut conn = store::open(&db_path)?;
         let tx = conn.transaction()?;
         let outcome = store::apply_config(&tx, &seed_config)?;
+        // Failure verdicts belong to the manager's last run: it judges anew.
+        store::clear_failures(&tx)?;
         tx.commit()?;
         Ok((conn, outcome))
     })
@@ -88,22 +94,44 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let push_status = PushStatus::default();
     push::start(&store, push_status.clone(), interval);
 
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let listener = StoreListener::start(store.clone());
+    let manager =
+        usher_manager::Manager::open(&config.data_dir, config.manager.clone(), listener).await?;
+    manager.spawn(stopped(stop_rx.clone()));
+    let admin_token: Arc<str> = Arc::from(token.as_str());
+    let check_token = admin_token.clone();
+    let auth: usher_manager::AuthCheck =
+        Arc::new(move |h: Option<&str>| token::bearer_matches(h, &check_token));
+    let manager_routes = usher_manager::channel_route(manager.clone())
+        .or(usher_manager::api_routes(manager.clone(), auth));
+
     let state = AppState {
         store,
-        token: Arc::from(token.as_str()),
+        token: admin_token,
         base_dir: Arc::new(config.base_dir.clone()),
         push_status,
         front_doors,
     };
-    let (addr, server) = warp::serve(api::routes(state))
-        .try_bind_with_graceful_shutdown(config.listen, shutdown_signal())
+    let routes = manager_routes.or(api::routes(state));
+    let (addr, server) = warp::serve(routes)
+        .try_bind_with_graceful_shutdown(config.listen, stopped(stop_rx))
         .map_err(|source| RunError::Admin {
             addr: config.listen,
             source,
         })?;
     tracing::info!(
-        "admin API on http://{addr}/api/v1/ (token in {})",
-        config.data_dir.join(token::TOKEN_FILE).display()
+        "admin API on http://{addr}/api/v1/ (token in {}); agent channel ws://{addr}/api/v1/agent/channel (token in {})",
+        config.data_dir.join(token::TOKEN_FILE).display(),
+        config.data_dir.join(usher_manager::token::AGENT_TOKEN_FILE).display()
     );
     server.await;
     tracing::info!("stopped");

@@ -240,6 +240,7 @@ impl ServerInput {
             dynamic_load: None,
             load_updated_unix: None,
             redirect: None,
+            failed: None,
         })
     }
 }

@@ -33,7 +33,7 @@ pub fn app_view(fleet: &Fleet, app: &App, now_unix: f64) -> AppView {
                     .load_updated_unix
                     .map(|t| (now_unix - t).max(0.0))
                     .unwrap_or(0.0),
-                available: s.enabled,
+                available: s.enabled && s.failed.is_none(),
             })
             .collect(),
     }

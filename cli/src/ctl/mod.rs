@@ -44,6 +44,108 @@ enum What {
     /// Change a web server interface.
     #[command(subcommand)]
     Wsi(WsiCmd),
+    /// Hosts the agents run on (latest facts).
+    Hosts {
+        #[command(flatten)]
+        limit: Limit,
+    },
+    /// Registered agents, whether connected, and their servers' status.
+    Agents {
+        #[command(flatten)]
+        limit: Limit,
+    },
+    /// Events from the logging database, newest first.
+    Events {
+        /// Only since this long ago: 90s, 10m, 2h, 1d (or a Unix time in µs).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events whose origin id or name is this (agent or server).
+        #[arg(long)]
+        component: Option<String>,
+        /// Only this event type: a name (server_failed) or a code (210).
+        #[arg(long = "type")]
+        kind: Option<String>,
+        #[command(flatten)]
+        limit: Limit,
+    },
+    /// Metric samples (time series), newest first.
+    Metrics {
+        /// `server:<name>` or `host:<agent>`.
+        #[arg(long)]
+        component: Option<String>,
+        /// e.g. dynamic_load, queue_delay_us, cpu.user.
+        #[arg(long)]
+        metric: Option<String>,
+        /// Only since this long ago: 90s, 10m, 2h, 1d (or a Unix time in µs).
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        limit: Limit,
+    },
+    /// The request log, newest first.
+    Requests {
+        #[arg(long)]
+        server: Option<String>,
+        /// Only this HTTP status.
+        #[arg(long)]
+        status: Option<u16>,
+        /// Only content paths starting with this.
+        #[arg(long)]
+        path: Option<String>,
+        /// Only since this long ago: 90s, 10m, 2h, 1d (or a Unix time in µs).
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        limit: Limit,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Limit {
+    /// At most this many rows (1..10000).
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// `--since`: a duration back from now (`90s`, `10m`, `2h`, `1d`, plain
+/// seconds) or, when it has 13+ digits, a Unix time in microseconds.
+fn since_us(text: &str) -> Result<u64, CtlError> {
+    let t = text.trim();
+    let bad = || {
+        CtlError::Local(format!(
+            "--since: not a duration like 90s, 10m, 2h, 1d: {text:?}"
+        ))
+    };
+    if t.len() >= 13 && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse().map_err(|_| bad());
+    }
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    Ok(now.saturating_sub(secs.saturating_mul(1_000_000)))
+}
+
+/// Builds `path?k=v&…` from the parameters that are set.
+fn query(path: &str, params: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", seg(v))))
+        .collect();
+    if parts.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", parts.join("&"))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,7 +272,7 @@ fn seg(name: &str) -> String {
     // but keep the path well formed whatever was typed.
     name.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+            if b.is_ascii_alphanumeric() || b"._-~".contains(&b) {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
@@ -184,6 +286,11 @@ enum Show {
     Apps,
     Servers,
     Wsis,
+    Hosts,
+    Agents,
+    Events,
+    Metrics,
+    Requests,
     Line(String),
 }
 
@@ -193,6 +300,78 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
         What::Apps => (c.call("GET", "/apps", None)?, Show::Apps),
         What::Servers => (c.call("GET", "/servers", None)?, Show::Servers),
         What::Wsis => (c.call("GET", "/wsis", None)?, Show::Wsis),
+        What::Hosts { limit } => (
+            c.call(
+                "GET",
+                &query("/hosts", &[("limit", Some(limit.limit.to_string()))]),
+                None,
+            )?,
+            Show::Hosts,
+        ),
+        What::Agents { limit } => (
+            c.call(
+                "GET",
+                &query("/agents", &[("limit", Some(limit.limit.to_string()))]),
+                None,
+            )?,
+            Show::Agents,
+        ),
+        What::Events {
+            since,
+            component,
+            kind,
+            limit,
+        } => {
+            let from = since.as_deref().map(since_us).transpose()?;
+            let path = query(
+                "/events",
+                &[
+                    ("component", component.clone()),
+                    ("type", kind.clone()),
+                    ("from_us", from.map(|v| v.to_string())),
+                    ("limit", Some(limit.limit.to_string())),
+                ],
+            );
+            (c.call("GET", &path, None)?, Show::Events)
+        }
+        What::Metrics {
+            component,
+            metric,
+            since,
+            limit,
+        } => {
+            let from = since.as_deref().map(since_us).transpose()?;
+            let path = query(
+                "/metrics",
+                &[
+                    ("component", component.clone()),
+                    ("metric", metric.clone()),
+                    ("from_us", from.map(|v| v.to_string())),
+                    ("limit", Some(limit.limit.to_string())),
+                ],
+            );
+            (c.call("GET", &path, None)?, Show::Metrics)
+        }
+        What::Requests {
+            server,
+            status,
+            path,
+            since,
+            limit,
+        } => {
+            let from = since.as_deref().map(since_us).transpose()?;
+            let p = query(
+                "/requests",
+                &[
+                    ("server", server.clone()),
+                    ("status", status.map(|s| s.to_string())),
+                    ("path", path.clone()),
+                    ("from_us", from.map(|v| v.to_string())),
+                    ("limit", Some(limit.limit.to_string())),
+                ],
+            );
+            (c.call("GET", &p, None)?, Show::Requests)
+        }
         What::App(cmd) => match cmd {
             AppCmd::Enable { name } => (
                 c.call("POST", &format!("/apps/{}/enable", seg(name)), None)?,
@@ -334,6 +513,11 @@ pub fn main(args: CtlArgs) -> ExitCode {
                     Show::Apps => output::apps(&value),
                     Show::Servers => output::servers(&value),
                     Show::Wsis => output::wsis(&value),
+                    Show::Hosts => output::hosts(&value),
+                    Show::Agents => output::agents(&value),
+                    Show::Events => output::events(&value),
+                    Show::Metrics => output::metrics(&value),
+                    Show::Requests => output::requests(&value),
                     Show::Line(l) => println!("{l}"),
                 }
             }

@@ -89,7 +89,11 @@ impl<'a> ServerOut<'a> {
         );
         ServerOut {
             server,
-            load_metric: if server.enabled { lm.round() } else { 0.0 },
+            load_metric: if server.enabled && server.failed.is_none() {
+                lm.round()
+            } else {
+                0.0
+            },
         }
     }
 }

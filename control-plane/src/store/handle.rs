@@ -125,6 +125,7 @@ mod tests {
             dynamic_load: None,
             load_updated_unix: None,
             redirect: None,
+            failed: None,
         }
     }
 

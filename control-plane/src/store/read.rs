@@ -19,7 +19,7 @@ pub fn load_fleet(conn: &Connection, generation: u64) -> Result<Fleet, StoreErro
         .collect::<Result<Vec<_>, _>>()?;
     let mut stmt = conn.prepare(
         "SELECT name, origin, app, url, capacity, enabled, dynamic_load, load_updated_unix,
-                redirect_target FROM servers ORDER BY name",
+                redirect_target, failed FROM servers ORDER BY name",
     )?;
     let servers = stmt
         .query_map([], |r| {
@@ -33,6 +33,7 @@ pub fn load_fleet(conn: &Connection, generation: u64) -> Result<Fleet, StoreErro
                 dynamic_load: r.get(6)?,
                 load_updated_unix: r.get(7)?,
                 redirect: r.get(8)?,
+                failed: r.get(9)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

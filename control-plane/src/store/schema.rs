@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Version of the tables below; bump with a migration when they change.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS servers (
     enabled INTEGER NOT NULL,
     dynamic_load INTEGER,
     load_updated_unix REAL,
-    redirect_target TEXT
+    redirect_target TEXT,
+    failed TEXT
 );
 CREATE TABLE IF NOT EXISTS wsis (
     name TEXT PRIMARY KEY,
@@ -68,6 +69,13 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             )?;
         }
         Some(v) if v == SCHEMA_VERSION => {}
+        Some(1) => {
+            // Version 2 added `servers.failed` (the manager's verdict).
+            tx.execute_batch(
+                "ALTER TABLE servers ADD COLUMN failed TEXT;
+                 UPDATE schema_version SET version = 2;",
+            )?;
+        }
         Some(v) => {
             return Err(StoreError::Schema {
                 found: v,

@@ -180,6 +180,27 @@ pub fn set_server_enabled(conn: &Connection, name: &str, enabled: bool) -> Resul
     Ok(())
 }
 
+/// Marks a server failed (`Some(reason)`: out of rotation) or working
+/// again (`None`); the manager's verdict, kept apart from `enabled` (the
+/// operator's). Unknown servers are refused.
+pub fn set_failed(conn: &Connection, name: &str, reason: Option<&str>) -> Result<(), StoreError> {
+    need(conn, "servers", "server", name)?;
+    conn.execute(
+        "UPDATE servers SET failed = ?2 WHERE name = ?1",
+        params![name, reason],
+    )?;
+    Ok(())
+}
+
+/// Forgets every failure verdict (at start: the manager judges anew).
+pub fn clear_failures(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE servers SET failed = NULL WHERE failed IS NOT NULL",
+        [],
+    )?;
+    Ok(())
+}
+
 /// Sets a server's dynamic load value `L` (checked 0..=10000 by the caller).
 pub fn set_load(
     conn: &Connection,
