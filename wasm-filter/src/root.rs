@@ -20,6 +20,7 @@ use crate::rng::Rng;
 use crate::server::ServerCtx;
 use crate::view::View;
 use crate::{host, shared};
+use usher_core::RequestRecord;
 
 /// Tick period when records are kept (sealed batches leave within this).
 const RECORD_TICK: Duration = Duration::from_millis(20);
@@ -32,6 +33,9 @@ pub struct Worker {
     pub settings: Rc<Settings>,
     pub view: View,
     pub records: RecordBuffer,
+    /// The record being assembled in a log phase, reused from one request
+    /// to the next (its string buffers are kept).
+    pub scratch: RequestRecord,
     pub rng: Rng,
     /// Redirects answered, not yet added to the metric.
     pub redirects: u64,
@@ -189,6 +193,7 @@ impl RootContext for Root {
             settings,
             view,
             records: RecordBuffer::default(),
+            scratch: RequestRecord::default(),
             rng,
             redirects: 0,
             id,

@@ -1,15 +1,21 @@
 //! Server role, per request: microsecond timing from the request headers to
 //! the log phase, the selected record fields, and the redirect the snapshot
 //! orders unless the page is stateful or the user carries the session
-//! cookie. No request header is written. Host calls are what cost here: a
-//! phase that needs one header value asks for it alone, one that needs more
-//! fetches the whole header map once (read in place); unselected fields cost
-//! nothing. Response fields are read in the log phase, so the filter has no
-//! response-headers callback (its export is removed by `build-wasm.sh`).
+//! cookie. No request header is written. Host calls are what cost here, so
+//! the request phase only reads the clock, plus `:path` (and the cookie)
+//! when a redirect or the report pages must look at it; every recorded
+//! field is read in the log phase, where Envoy still holds both header maps.
+//! A phase that needs one header value asks for it alone, one that needs
+//! more fetches the whole header map once (read in place); unselected fields
+//! cost nothing. The filter has no response-headers callback (its export is
+//! removed by `build-wasm.sh`), and the record is assembled in the worker's
+//! reusable record (string buffers kept from one request to the next).
+
+use std::borrow::Cow;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use usher_core::{Field, FieldMask, RequestRecord};
+use usher_core::{Field, FieldMask};
 
 use crate::fields::{auth_type, content_path, http_date_secs, HeaderPairs};
 use crate::host;
@@ -20,7 +26,12 @@ pub struct ServerCtx {
     mask: FieldMask,
     recording: bool,
     start_us: u64,
-    record: RequestRecord,
+    /// `:path`, when the request phase already read it.
+    path: Option<String>,
+    /// The request header map, when the request phase already fetched it.
+    headers: Option<HeaderPairs>,
+    /// `Location` of the redirect this filter answered with.
+    redirected: Option<String>,
 }
 
 impl ServerCtx {
@@ -30,53 +41,9 @@ impl ServerCtx {
             mask: FieldMask(0),
             recording: false,
             start_us: 0,
-            record: RequestRecord::default(),
-        }
-    }
-
-    fn wants(&self, f: Field) -> bool {
-        self.mask.has(f)
-    }
-
-    fn capture_request(&mut self, headers: &Lookup, path: Option<&str>) {
-        let m = self.mask;
-        let header = |on: bool, name: &str| if on { headers.get(name) } else { None };
-        let r = &mut self.record;
-        r.method = header(m.has(Field::Method) || m.has(Field::RequestLine), ":method");
-        if m.has(Field::Protocol) || m.has(Field::RequestLine) {
-            r.protocol = host::property(&["request", "protocol"]);
-        }
-        if m.has(Field::RequestLine) {
-            r.request_line = Some(format!(
-                "{} {} {}",
-                r.method.as_deref().unwrap_or("-"),
-                path.unwrap_or("-"),
-                r.protocol.as_deref().unwrap_or("-")
-            ));
-        }
-        if !m.has(Field::Method) {
-            r.method = None;
-        }
-        if !m.has(Field::Protocol) {
-            r.protocol = None;
-        }
-        if m.has(Field::ContentPath) {
-            r.content_path = path.map(|p| content_path(p).to_string());
-        }
-        if m.has(Field::ServerEndpoint) {
-            r.server_endpoint = host::property(&["destination", "address"]);
-        }
-        if m.has(Field::ClientEndpoint) {
-            r.client_endpoint = host::property(&["source", "address"]);
-        }
-        r.accept = header(m.has(Field::Accept), "accept");
-        r.user_agent = header(m.has(Field::UserAgent), "user-agent");
-        r.connection = header(m.has(Field::Connection), "connection");
-        r.pragma = header(m.has(Field::Pragma), "pragma");
-        r.cookies = header(m.has(Field::Cookies), "cookie");
-        r.referer = header(m.has(Field::Referer), "referer");
-        if m.has(Field::AuthType) {
-            r.auth_type = headers.get("authorization").and_then(|a| auth_type(&a));
+            path: None,
+            headers: None,
+            redirected: None,
         }
     }
 }
@@ -128,12 +95,33 @@ impl Lookup {
         }
     }
 
-    fn get(&self, name: &str) -> Option<String> {
+    fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         match self {
-            Lookup::Map(m) => m.as_ref()?.get(name).map(str::to_owned),
-            Lookup::EachRequest => host::request_header(name),
-            Lookup::EachResponse => host::response_header(name),
+            Lookup::Map(m) => m.as_ref()?.get(name).map(Cow::Borrowed),
+            Lookup::EachRequest => host::request_header(name).map(Cow::Owned),
+            Lookup::EachResponse => host::response_header(name).map(Cow::Owned),
         }
+    }
+
+    /// `name`'s value when `on`, else nothing (and no host call).
+    fn when(&self, on: bool, name: &str) -> Option<Cow<'_, str>> {
+        if on {
+            self.get(name)
+        } else {
+            None
+        }
+    }
+}
+
+/// Puts `value` into a reused record field, keeping its string buffer.
+fn put(slot: &mut Option<String>, value: Option<&str>) {
+    match (slot.as_mut(), value) {
+        (Some(s), Some(v)) => {
+            s.clear();
+            s.push_str(v);
+        }
+        (None, Some(v)) => *slot = Some(v.to_owned()),
+        (_, None) => *slot = None,
     }
 }
 
@@ -151,38 +139,45 @@ impl HttpContext for ServerCtx {
                 FieldMask(0)
             };
             let redirecting = v.redirect_target.is_some();
-            let needs_path = redirecting
-                || !v.report_pages.is_empty()
-                || self.mask.has(Field::ContentPath)
-                || self.mask.has(Field::RequestLine);
+            let needs_path = redirecting || (self.mask.0 != 0 && !v.report_pages.is_empty());
             (redirecting, needs_path, v.rules.session_cookie.is_some())
         };
         let want_cookie = redirecting && session_cookie;
-        let wanted = usize::from(needs_path) + usize::from(want_cookie) + request_values(self.mask);
-        let headers = Lookup::request(wanted);
-        let path = if needs_path {
-            headers.get(":path")
-        } else {
-            None
-        };
+        let mut cookie = None;
+        if needs_path {
+            // Fetch the whole map when the log phase will want more values
+            // from it anyway, and keep it for then.
+            let later = if self.mask.0 != 0 {
+                request_values(self.mask)
+            } else {
+                0
+            };
+            match Lookup::request(1 + usize::from(want_cookie) + later) {
+                Lookup::Map(map) => {
+                    if let Some(h) = &map {
+                        self.path = h.get(":path").map(str::to_owned);
+                        if want_cookie {
+                            cookie = h.get("cookie").map(str::to_owned);
+                        }
+                    }
+                    self.headers = map;
+                }
+                _ => self.path = host::request_header(":path"),
+            }
+        }
         self.recording = self.mask.0 != 0 && {
             let w = self.worker.borrow();
-            path.as_deref().map_or(w.view.report_pages.is_empty(), |p| {
-                w.view.reports(content_path(p))
-            })
+            self.path
+                .as_deref()
+                .map_or(w.view.report_pages.is_empty(), |p| {
+                    w.view.reports(content_path(p))
+                })
         };
-        if self.recording {
-            self.capture_request(&headers, path.as_deref());
-        }
         if !redirecting {
             return Action::Continue;
         }
-        let cookie = if want_cookie {
-            headers.get("cookie")
-        } else {
-            None
-        };
-        let target = path
+        let target = self
+            .path
             .as_deref()
             .and_then(|p| self.worker.borrow().view.redirect_for(p, cookie.as_deref()));
         let Some(location) = target else {
@@ -193,17 +188,12 @@ impl HttpContext for ServerCtx {
             w.redirects += 1;
             w.id.clone()
         };
-        if self.wants(Field::RedirectLocation) {
-            self.record.redirect_location = Some(location.clone());
-        }
-        if self.wants(Field::Status) {
-            self.record.status = Some(302);
-        }
         host::send_response(
             302,
             &[("location", &location), ("x-usher-worker", &id)],
             None,
         );
+        self.redirected = Some(location);
         Action::Pause
     }
 
@@ -213,10 +203,14 @@ impl HttpContext for ServerCtx {
         }
         let end_us = host::now_us();
         let m = self.mask;
-        // Response fields are read here, in the log phase, where Envoy still
-        // holds the response headers: the filter has no response-headers
-        // callback at all (one call into the VM less per request).
-        let wanted = [
+        let wants_path = m.has(Field::ContentPath) || m.has(Field::RequestLine);
+        let req = match self.headers.take() {
+            Some(map) => Lookup::Map(Some(map)),
+            None => {
+                Lookup::request(request_values(m) + usize::from(wants_path && self.path.is_none()))
+            }
+        };
+        let resp_wanted = [
             Field::Status,
             Field::ContentLength,
             Field::ContentType,
@@ -227,25 +221,91 @@ impl HttpContext for ServerCtx {
         .iter()
         .filter(|f| m.has(**f))
         .count();
-        let r = &mut self.record;
-        if wanted > 0 {
-            let headers = Lookup::response(wanted);
-            let header = |on: bool, name: &str| if on { headers.get(name) } else { None };
-            let status = header(m.has(Field::Status) || m.has(Field::Aborted), ":status");
-            if m.has(Field::Aborted) {
-                // No response headers reached the filter: the client went away.
-                r.aborted = Some(status.is_none());
+        let resp = Lookup::response(resp_wanted);
+
+        let mut guard = self.worker.borrow_mut();
+        let w = &mut *guard;
+        let r = &mut w.scratch;
+        // Every field in the mask is set (or cleared) here; the encoder
+        // ignores the others, so their stale values never leave.
+        let path: Option<Cow<'_, str>> = match &self.path {
+            Some(p) => Some(Cow::Borrowed(p.as_str())),
+            None => req.when(wants_path, ":path"),
+        };
+        let method = req.when(m.has(Field::Method) || m.has(Field::RequestLine), ":method");
+        let protocol = if m.has(Field::Protocol) || m.has(Field::RequestLine) {
+            host::property(&["request", "protocol"])
+        } else {
+            None
+        };
+        if m.has(Field::RequestLine) {
+            let line = r.request_line.get_or_insert_with(String::new);
+            line.clear();
+            for (n, part) in [method.as_deref(), path.as_deref(), protocol.as_deref()]
+                .into_iter()
+                .enumerate()
+            {
+                if n > 0 {
+                    line.push(' ');
+                }
+                line.push_str(part.unwrap_or("-"));
             }
-            if m.has(Field::Status) {
-                r.status = status.and_then(|s| s.parse().ok()).or(r.status);
+        }
+        if m.has(Field::Method) {
+            put(&mut r.method, method.as_deref());
+        }
+        if m.has(Field::Protocol) {
+            r.protocol = protocol;
+        }
+        if m.has(Field::ContentPath) {
+            put(&mut r.content_path, path.as_deref().map(content_path));
+        }
+        if m.has(Field::ServerEndpoint) {
+            r.server_endpoint = host::property(&["destination", "address"]);
+        }
+        if m.has(Field::ClientEndpoint) {
+            r.client_endpoint = host::property(&["source", "address"]);
+        }
+        let fields = [
+            (Field::Accept, "accept", &mut r.accept),
+            (Field::UserAgent, "user-agent", &mut r.user_agent),
+            (Field::Connection, "connection", &mut r.connection),
+            (Field::Pragma, "pragma", &mut r.pragma),
+            (Field::Cookies, "cookie", &mut r.cookies),
+            (Field::Referer, "referer", &mut r.referer),
+        ];
+        for (field, name, slot) in fields {
+            if m.has(field) {
+                put(slot, req.get(name).as_deref());
             }
-            r.content_length =
-                header(m.has(Field::ContentLength), "content-length").and_then(|s| s.parse().ok());
-            r.content_type = header(m.has(Field::ContentType), "content-type");
-            r.last_modified = header(m.has(Field::LastModified), "last-modified")
-                .and_then(|d| http_date_secs(&d));
-            if r.redirect_location.is_none() {
-                r.redirect_location = header(m.has(Field::RedirectLocation), "location");
+        }
+        if m.has(Field::AuthType) {
+            r.auth_type = req.get("authorization").and_then(|a| auth_type(&a));
+        }
+
+        let status = resp.when(m.has(Field::Status) || m.has(Field::Aborted), ":status");
+        if m.has(Field::Aborted) {
+            // No response headers reached Envoy's log phase: the client
+            // went away before a response.
+            r.aborted = Some(status.is_none());
+        }
+        if m.has(Field::Status) {
+            let local = self.redirected.as_ref().map(|_| 302);
+            r.status = status.and_then(|s| s.parse().ok()).or(local);
+        }
+        if m.has(Field::ContentLength) {
+            r.content_length = resp.get("content-length").and_then(|s| s.parse().ok());
+        }
+        if m.has(Field::ContentType) {
+            put(&mut r.content_type, resp.get("content-type").as_deref());
+        }
+        if m.has(Field::LastModified) {
+            r.last_modified = resp.get("last-modified").and_then(|d| http_date_secs(&d));
+        }
+        if m.has(Field::RedirectLocation) {
+            match self.redirected.take() {
+                Some(location) => r.redirect_location = Some(location),
+                None => put(&mut r.redirect_location, resp.get("location").as_deref()),
             }
         }
         if m.has(Field::StartTime) {
@@ -257,9 +317,6 @@ impl HttpContext for ServerCtx {
         if m.has(Field::LoggedAt) {
             r.logged_at_us = Some(end_us);
         }
-        self.worker
-            .borrow_mut()
-            .records
-            .push(&self.record, m, end_us);
+        w.records.push(&w.scratch, m, end_us);
     }
 }
