@@ -149,11 +149,34 @@ $servers$wsis
 TOML
 start control "$demo/logs/control.log" "$bin/usher" control --config "$demo/usher.toml"
 
-# --- the agent, once the usher binary has it ---
-agent_line="  agent:        (this build has no 'usher agent')"
-if "$bin/usher" agent --help >/dev/null 2>&1 && [ -f "$USHER_ROOT/scripts/demo-agent.sh" ]; then
-  . "$USHER_ROOT/scripts/demo-agent.sh"
-fi
+# --- one agent for this host: reads the three nginx rings, probes the
+# servers, reports to the control plane (it dials in; nothing dials it) ---
+wait_port "$admin" 30
+agent_servers=""
+for i in 0 1 2; do
+  name=${names[$i]}
+  web_port=$((base + 1 + i))
+  agent_servers+="
+[[servers]]
+name = \"$name\"
+url = \"http://127.0.0.1:$web_port\"
+ring = \"/dev/shm/usher-demo-$base-$name.ring\"
+probe_path = \"/health\"
+probe_body = \"ok $name\"
+command_url = \"http://127.0.0.1:$web_port/usher/command\"
+command_token = \"$token\"
+"
+done
+cat >"$demo/agent.toml" <<TOML
+# Written by scripts/demo.sh; see docs/agent.md.
+agent_id = "demo-host"
+data_dir = "$demo/agent"
+control_url = "ws://127.0.0.1:$admin/api/v1/agent/channel"
+token_file = "$demo/var/agent.token"
+$agent_servers
+TOML
+start agent "$demo/logs/agent.log" "$bin/usher" agent --config "$demo/agent.toml"
+agent_line="  agent:        usher agent (config $demo/agent.toml): rings, probes, host figures"
 
 for port in $((base + 1001)) $((base + 1002)) $((base + 1003)) $((base + 1)) $((base + 2)) $((base + 3)) \
   "$nginx_door" "$envoy_door" "$admin" "$base"; do
@@ -173,6 +196,7 @@ usher demo is running (logs in $demo/logs):
 $agent_line
 
 Try:
+  $ctl hosts; $ctl events                    # what the agent reported
   curl -si http://127.0.0.1:$base/ | grep -i location
   $ctl servers
   $ctl server load c 500                     # c gets far fewer new users, at every front door
