@@ -5,7 +5,7 @@
 //! data_dir = "/var/lib/usher-agent"
 //! control_url = "ws://127.0.0.1:7070/api/v1/agent/channel"
 //! token_file = "/var/lib/usher/agent.token"  # or: token = "..."
-//! interval_ms = 1000
+//! interval_ms = 500
 //!
 //! [receiver]                                 # Envoy record batches
 //! listen = "127.0.0.1:7071"
@@ -184,10 +184,10 @@ fn yes() -> bool {
     true
 }
 fn default_interval_ms() -> u64 {
-    1000
+    500
 }
 fn default_probe_interval_ms() -> u64 {
-    500
+    200
 }
 fn default_drain_ms() -> u64 {
     5
@@ -337,7 +337,8 @@ mod tests {
             "{BASE}[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:2\"\n"
         ))
         .expect("ok");
-        assert_eq!(c.interval_ms, 1000);
+        assert_eq!(c.interval_ms, 500);
+        assert_eq!(c.probe_interval_ms, 200);
         assert_eq!(c.records.batch_records, 100);
         assert_eq!(c.records.batch_bytes, 8192);
         assert_eq!(c.records.batch_ms, 30_000);

@@ -47,7 +47,7 @@ pub struct ManagerConfig {
 }
 
 fn default_interval_ms() -> u64 {
-    1000
+    250
 }
 fn default_ping_after_ms() -> u64 {
     2000
@@ -56,7 +56,7 @@ fn default_silent_after_ms() -> u64 {
     5000
 }
 fn default_half_at_ms() -> f64 {
-    10.0
+    5.0
 }
 fn default_flush_ms() -> u64 {
     100
@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn defaults_and_errors_name_the_key() {
         let c = ManagerConfig::from_toml("").expect("defaults");
-        assert_eq!(c.interval_ms, 1000);
+        assert_eq!(c.interval_ms, 250);
         assert_eq!(c.load_source, LoadSource::Sum);
         let c = ManagerConfig::from_toml("load_source = \"queue_delay\"").expect("src");
         assert_eq!(c.load_source, LoadSource::QueueDelay);
