@@ -97,10 +97,14 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
-        let _ = stop_tx.send(true);
+        if stop_tx.send(true).is_err() {
+            tracing::debug!("nothing was waiting for the stop signal");
+        }
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+        if rx.wait_for(|s| *s).await.is_err() {
+            tracing::debug!("the stop signal's sender went away");
+        }
     };
 
     let listener = StoreListener::start(store.clone());
