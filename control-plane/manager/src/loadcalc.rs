@@ -215,7 +215,10 @@ mod tests {
     #[test]
     fn loads_failures_and_staleness() {
         let now = Instant::now();
-        let cfg = ManagerConfig::default(); // half at 10 ms, sum of queue + mean
+        let cfg = ManagerConfig {
+            half_at_ms: 10.0,
+            ..ManagerConfig::default()
+        }; // half at 10 ms, sum of queue + mean
         let fast = ServerAggregate {
             server: "a".into(),
             mean_us: 10_000,
