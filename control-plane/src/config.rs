@@ -337,6 +337,20 @@ capacity = 5
             "{e}"
         );
 
+        let text = format!("{ISSUE_SHAPE}\n[manager]\ninterval_ms = 5\n");
+        let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert_eq!(e, "usher.toml: manager.interval_ms: must be 10..=60000");
+        let text = format!("{ISSUE_SHAPE}\n[manager]\nbogus = 1\n");
+        let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert!(
+            e.contains("manager") && e.contains("unknown field `bogus`"),
+            "{e}"
+        );
+        let text = format!("{ISSUE_SHAPE}\n[manager]\nhalf_at_ms = 20\n");
+        let c = parse_in(dir.path(), &text).expect("manager section");
+        assert_eq!(c.manager.half_at_ms, 20.0);
+        assert_eq!(c.manager.interval_ms, 250);
+
         let text = ISSUE_SHAPE.replace("app = \"shop\"", "app = \"shoe\"");
         let e = parse_in(dir.path(), &text).unwrap_err().to_string();
         assert_eq!(e, "usher.toml: servers[0].app: no app named \"shoe\"");
