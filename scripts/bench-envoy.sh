@@ -14,6 +14,9 @@
 # back to back); the figures are the medians over the rounds.
 #   BENCH_SECONDS (default 5)  ROUNDS (default 5)  CONNECTIONS (default 32)
 #   USHER_BENCH_PLUGIN (the usher side's plugin JSON)  BENCH_ONLY=direct
+#   BENCH_PAIRED=1: the direct_response figure loads both sides AT THE SAME
+#   TIME (two wrk), so other work on a busy machine disturbs both alike;
+#   the steadiest figure for the added CPU per request.
 #   A/B of two filter builds or configs: BASE_WASM and/or BASE_PLUGIN put the
 #   filter on the "stock" side too (that build / that plugin JSON), so the
 #   figures compare the two filters directly (usher = USHER_WASM/PLUGIN).
@@ -175,6 +178,20 @@ run() {
     echo "$rps $reqs $(( after - before ))"
 }
 
+# run_pair STOCK_URL USHER_URL -> "stock_requests stock_ticks usher_requests usher_ticks":
+# both sides loaded at the same time (two wrk on the client CPU), so load
+# from other work on the machine falls on both alike.
+run_pair() {
+    local bs bu as au p1 p2
+    bs="$(cpu_ticks "${envoy_pid[stock]}")"; bu="$(cpu_ticks "${envoy_pid[usher]}")"
+    $pin_client wrk -t1 -c"$CONNS" -d"$SECS"s "$1" >"$work/wrk.stock" & p1=$!
+    $pin_client wrk -t1 -c"$CONNS" -d"$SECS"s "$2" >"$work/wrk.usher" & p2=$!
+    wait "$p1" "$p2"
+    as="$(cpu_ticks "${envoy_pid[stock]}")"; au="$(cpu_ticks "${envoy_pid[usher]}")"
+    echo "$(awk '/requests in/ {print $1}' "$work/wrk.stock") $(( as - bs ))" \
+        "$(awk '/requests in/ {print $1}' "$work/wrk.usher") $(( au - bu ))"
+}
+
 # Warm up both sides (V8 tiers up the filter under load).
 for side in stock usher; do
     $pin_client wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${proxy_port[$side]}/static.html" >/dev/null
@@ -191,11 +208,21 @@ for round in $(seq "$ROUNDS"); do
         us="$(python3 -c "print(f'{$ticks / $tick * 1e6 / max($reqs, 1):.2f} µs CPU/request, Envoy busy {$ticks / $tick / $SECS * 100:.0f}%')")"
         echo "round $round proxy  $side: $rps req/s, $us"
         fi
+        [ "${BENCH_PAIRED:-}" = 1 ] && continue
         read -r rps reqs ticks <<<"$(run "$side" "http://127.0.0.1:${direct_port[$side]}/")"
         us="$(python3 -c "print(f'{$ticks / $tick * 1e6 / max($reqs, 1):.2f}')")"
         echo "direct $side $us $round" >>"$results"
         echo "round $round direct $side: $rps req/s, $us µs CPU/request"
     done
+    if [ "${BENCH_PAIRED:-}" = 1 ]; then
+        read -r rs ts ru tu <<<"$(run_pair "http://127.0.0.1:${direct_port[stock]}/" "http://127.0.0.1:${direct_port[usher]}/")"
+        for side in stock usher; do
+            if [ "$side" = stock ]; then reqs="$rs" ticks="$ts"; else reqs="$ru" ticks="$tu"; fi
+            us="$(python3 -c "print(f'{$ticks / $tick * 1e6 / max($reqs, 1):.2f}')")"
+            echo "direct $side $us $round" >>"$results"
+            echo "round $round direct $side (paired): $reqs requests, $us µs CPU/request"
+        done
+    fi
 done
 python3 - "$results" <<'PY'
 import statistics, sys
@@ -214,5 +241,8 @@ print(f"envoy filter added CPU per request: {per_round('direct', lambda u, s: u 
 # round of each side is the least disturbed estimate of its own cost.
 lo = lambda kind, side: min([v for (k, s, _), v in val.items() if k == kind and s == side] or [float("nan")])
 if any(k == "direct" for (k, _, _) in val):
+    ratio = per_round("direct", lambda u, s: u / s)
+    print(f"envoy direct_response CPU per request usher/stock: {ratio:.3f} (median of per-round ratios; with BENCH_PAIRED=1 the steadiest figure); "
+          f"x stock best round = +{(ratio - 1) * lo('direct', 'stock'):.2f} us added")
     print(f"envoy direct_response CPU per request, best round: stock {lo('direct','stock'):.2f} us, usher {lo('direct','usher'):.2f} us, difference {lo('direct','usher') - lo('direct','stock'):.2f} us")
 PY
