@@ -134,4 +134,54 @@ fn every_request_is_logged_exactly_once_with_its_fields() {
         })
         .unwrap_or(0);
     assert_eq!(web1, sent.values().filter(|s| **s == "web1").count());
+
+    // The other log views through `usher ctl`, as tables.
+    let table = |args: &[&str]| -> String {
+        let out = stack.cp.ctl(args);
+        assert!(
+            out.status.success(),
+            "usher ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let agents = table(&["agents"]);
+    assert!(
+        agents.starts_with("AGENT")
+            && agents.contains("loop-agent")
+            && agents.contains("web2: load "),
+        "usher ctl agents:\n{agents}"
+    );
+    let hosts = table(&["hosts"]);
+    assert!(
+        hosts.starts_with("HOST") && hosts.contains("loop-agent"),
+        "usher ctl hosts:\n{hosts}"
+    );
+    let metrics = table(&[
+        "metrics",
+        "--component",
+        "server:web1",
+        "--metric",
+        "dynamic_load",
+        "--since",
+        "1m",
+        "--limit",
+        "3",
+    ]);
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.contains("server:web1  dynamic_load"))
+            .count(),
+        3,
+        "usher ctl metrics:\n{metrics}"
+    );
+    let requests = table(&[
+        "requests", "--server", "web3", "--status", "200", "--limit", "5",
+    ]);
+    assert_eq!(
+        requests.lines().count(),
+        6,
+        "usher ctl requests:\n{requests}"
+    );
 }
