@@ -30,7 +30,7 @@ test: build
 # One release build serves the binaries and the tests (no second debug build).
 test-rust:
 	$(CARGO) build -p usher-core --target wasm32-wasip1
-	$(CARGO) test --release
+	$(CARGO) test --release --no-fail-fast
 	$(CARGO) test --release -p usher-wasm-filter
 
 test-configs:

@@ -233,7 +233,12 @@ fn agent_and_manager_close_the_loop() {
         .is_some_and(|a| !a.is_empty())
     })
     .expect("server_recovered event logged");
-    assert!(m.statuses().iter().any(|s| s.server == "web1" && !s.failed));
+    // The event is logged when the probe recovers; the status table follows
+    // at the manager's next interval.
+    eventually(Duration::from_secs(5), || {
+        m.statuses().iter().any(|s| s.server == "web1" && !s.failed)
+    })
+    .expect("web1 back in the manager's statuses");
 
     // A snapshot relayed to the local web server interface.
     let snap = Snapshot::from_json(br#"{"version": 7}"#).expect("snapshot");
