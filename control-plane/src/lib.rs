@@ -3,14 +3,17 @@
 //! pushes versioned snapshots to every web server interface.
 //!
 //! Data flow: config file → [`store`] (SQLite, one writer thread) → a new
-//! [`model::Fleet`] picture after every commit → [`front_door`] listeners
-//! and [`push`] tasks. The admin [`api`] changes the store; nothing on a
-//! request path touches the database.
+//! [`model::Fleet`] picture after every commit; the manager's measurements
+//! and verdicts → the in-memory [`live`] view. Both pictures feed the
+//! [`front_door`] listeners and the [`push`] tasks (a snapshot is a pure
+//! function of the two, [`views`]). The admin [`api`] changes the store;
+//! nothing on a request path touches the database.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod config;
 pub mod front_door;
+pub mod live;
 pub mod manager_link;
 pub mod model;
 pub mod push;

@@ -77,15 +77,25 @@ pub struct Server {
     /// Operator's static capacity, 1..=10.
     pub capacity: u32,
     pub enabled: bool,
-    /// Latest dynamic load value `L`, 0..=10000 (10000 = idle).
-    pub dynamic_load: Option<u32>,
-    /// Unix time (seconds) `dynamic_load` was set.
-    pub load_updated_unix: Option<f64>,
+    /// A dynamic load value `L` (0..=10000) the operator pinned: applied
+    /// instead of the measured one while the pin holds. Measured values and
+    /// failure verdicts are live state: they live in [`crate::live`].
+    pub pinned_load: Option<u32>,
+    /// Unix time (seconds) the pin ends; `None` = until cleared.
+    pub pinned_until_unix: Option<f64>,
     /// Redirect order: another server's name or `front-door`.
     pub redirect: Option<String>,
-    /// Why the manager took the server out of rotation (probe failed, agent
-    /// silent); `None` while it works. Cleared at every start.
-    pub failed: Option<String>,
+}
+
+impl Server {
+    /// The pinned load value in force at `now_unix`, if any.
+    pub fn pin_at(&self, now_unix: f64) -> Option<u32> {
+        let value = self.pinned_load?;
+        match self.pinned_until_unix {
+            Some(until) if until <= now_unix => None,
+            _ => Some(value),
+        }
+    }
 }
 
 /// Role of a web server interface.

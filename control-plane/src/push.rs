@@ -1,8 +1,10 @@
 //! Snapshot pushes to web server interfaces (nginx module, Envoy filter).
 //!
-//! One task per WSI: it pushes at once whenever the fleet changes, and at
-//! least every push interval otherwise, `{"type":"snapshot","snapshot":…}`
-//! with the WSI's bearer token. Versions come from one clock for the whole
+//! One task per WSI: it pushes `{"type":"snapshot","snapshot":…}` with the
+//! WSI's bearer token at once when *its* snapshot changed (configuration or
+//! live view), and at least every push interval otherwise (keep-alive). A
+//! load change therefore reaches only the interceptors, and only when it
+//! moved their weights meaningfully. Versions come from one clock for the whole
 //! control plane: `max(previous + 1, unix time in ms)`. A failed push is
 //! logged (once per change of error) and never blocks anything else.
 
@@ -16,10 +18,12 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Body, Method, Request, StatusCode};
 use serde::Serialize;
 use usher_core::snapshot::Command;
+use usher_core::Snapshot;
 
+use crate::live::LiveView;
 use crate::model::{Fleet, Wsi};
 use crate::store::Store;
-use crate::views::{now_unix, wsi_snapshot};
+use crate::views::{differs, now_unix, wsi_snapshot};
 
 /// Time allowed for one push.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -87,11 +91,12 @@ type Client = hyper::Client<HttpConnector, Body>;
 
 /// Starts the push supervisor: one task per WSI of the fleet, started and
 /// ended as WSIs come and go.
-pub fn start(store: &Store, status: PushStatus, interval: Duration) {
+pub fn start(store: &Store, live: &LiveView, status: PushStatus, interval: Duration) {
     let clock = Arc::new(VersionClock::default());
     let client: Client = hyper::Client::builder().build(HttpConnector::new());
     let mut rx = store.subscribe();
     let store = store.clone();
+    let live = live.clone();
     tokio::spawn(async move {
         let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
@@ -103,9 +108,14 @@ pub fn start(store: &Store, status: PushStatus, interval: Duration) {
                 if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(name) {
                     let task = wsi_loop(
                         slot.key().clone(),
-                        store.clone(),
-                        client.clone(),
-                        clock.clone(),
+                        Sources {
+                            store: store.clone(),
+                            live: live.clone(),
+                        },
+                        Pusher {
+                            client: client.clone(),
+                            clock: clock.clone(),
+                        },
                         status.clone(),
                         interval,
                     );
@@ -119,108 +129,140 @@ pub fn start(store: &Store, status: PushStatus, interval: Duration) {
     });
 }
 
-async fn wsi_loop(
-    name: String,
+/// Where a WSI's snapshot comes from: the configured objects and the live view.
+struct Sources {
     store: Store,
+    live: LiveView,
+}
+
+/// What a push needs: the HTTP client and the version clock.
+struct Pusher {
     client: Client,
     clock: Arc<VersionClock>,
+}
+
+/// One WSI's task: it builds the WSI's snapshot whenever the fleet or the
+/// live view changes and pushes it only when it differs from the last one
+/// sent ([`differs`]), and at least once every `interval` (the keep-alive,
+/// which also retries a failed push).
+async fn wsi_loop(
+    name: String,
+    sources: Sources,
+    pusher: Pusher,
     status: PushStatus,
     interval: Duration,
 ) {
-    let mut rx = store.subscribe();
+    let mut fleet_rx = sources.store.subscribe();
+    let mut live_rx = sources.live.subscribe();
     let mut last_error: Option<String> = None;
+    let mut last_sent: Option<Snapshot> = None;
+    let mut last_attempt = tokio::time::Instant::now();
     loop {
-        let fleet: Arc<Fleet> = rx.borrow_and_update().clone();
+        let fleet: Arc<Fleet> = fleet_rx.borrow_and_update().clone();
+        let live = live_rx.borrow_and_update().clone();
         let Some(wsi) = fleet.wsi(&name).cloned() else {
             return;
         };
-        let outcome = push_once(&client, &clock, &fleet, &wsi).await;
-        match outcome {
-            Ok(version) => {
-                if last_error.take().is_some() {
-                    tracing::info!("WSI {name}: pushes work again (version {version})");
+        let snapshot = wsi_snapshot(&fleet, &live, &wsi, 0, now_unix());
+        let due = last_sent.is_none()
+            || last_attempt.elapsed() >= interval
+            || match (&last_sent, &snapshot) {
+                (Some(old), Some(new)) => differs(old, new),
+                _ => true,
+            };
+        if due {
+            last_attempt = tokio::time::Instant::now();
+            let outcome = match snapshot.clone() {
+                Some(s) => pusher.push(&wsi, s).await,
+                None => Err(format!("its app {:?} is gone", wsi.app)),
+            };
+            last_sent = snapshot;
+            match outcome {
+                Ok(version) => {
+                    if last_error.take().is_some() {
+                        tracing::info!("WSI {name}: pushes work again (version {version})");
+                    }
+                    status.update(&name, |s| {
+                        s.applied_version = Some(version);
+                        s.last_ok_unix = Some(now_unix());
+                        s.last_error = None;
+                        s.pushes += 1;
+                    });
                 }
-                status.update(&name, |s| {
-                    s.applied_version = Some(version);
-                    s.last_ok_unix = Some(now_unix());
-                    s.last_error = None;
-                    s.pushes += 1;
-                });
-            }
-            Err(e) => {
-                if last_error.as_deref() != Some(e.as_str()) {
-                    tracing::warn!("WSI {name}: push to {} failed: {e}", wsi.url);
+                Err(e) => {
+                    if last_error.as_deref() != Some(e.as_str()) {
+                        tracing::warn!("WSI {name}: push to {} failed: {e}", wsi.url);
+                    }
+                    status.update(&name, |s| {
+                        s.last_error = Some(e.clone());
+                        s.pushes += 1;
+                        s.failures += 1;
+                    });
+                    last_error = Some(e);
                 }
-                status.update(&name, |s| {
-                    s.last_error = Some(e.clone());
-                    s.pushes += 1;
-                    s.failures += 1;
-                });
-                last_error = Some(e);
             }
         }
         tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(interval) => {}
+            changed = fleet_rx.changed() => if changed.is_err() { return },
+            changed = live_rx.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep_until(last_attempt + interval) => {}
         }
     }
 }
 
-/// Pushes one snapshot; on "stale version" moves the clock past the WSI's
-/// version and tries once more. Returns the applied version.
-async fn push_once(
-    client: &Client,
-    clock: &VersionClock,
-    fleet: &Fleet,
-    wsi: &Wsi,
-) -> Result<u64, String> {
-    for _attempt in 0..2 {
-        let version = clock.next();
-        let Some(snapshot) = wsi_snapshot(fleet, wsi, version, now_unix()) else {
-            return Err(format!("its app {:?} is gone", wsi.app));
-        };
-        snapshot
-            .validate()
-            .map_err(|e| format!("not sent, the snapshot is invalid: {e}"))?;
-        let body =
-            serde_json::to_vec(&Command::Snapshot { snapshot }).map_err(|e| e.to_string())?;
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(&wsi.url)
-            .header(AUTHORIZATION, format!("Bearer {}", wsi.token))
-            .header(CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .map_err(|e| format!("bad request: {e}"))?;
-        let answer = tokio::time::timeout(PUSH_TIMEOUT, async {
-            let resp = client.request(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let bytes = hyper::body::to_bytes(resp.into_body())
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((status, bytes))
-        })
-        .await
-        .map_err(|_| format!("no answer within {PUSH_TIMEOUT:?}"))??;
-        let (status, bytes) = answer;
-        if status == StatusCode::OK {
-            return Ok(version);
-        }
-        let text = String::from_utf8_lossy(&bytes)
-            .chars()
-            .take(300)
-            .collect::<String>();
-        if status == StatusCode::CONFLICT {
-            let current = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("current").and_then(|c| c.as_u64()));
-            if let Some(c) = current {
-                clock.at_least(c + 1);
-                continue;
+impl Pusher {
+    /// Pushes one snapshot under a fresh version; on "stale version" moves
+    /// the clock past the WSI's version and tries once more. Returns the
+    /// applied version.
+    async fn push(&self, wsi: &Wsi, mut snapshot: Snapshot) -> Result<u64, String> {
+        for _attempt in 0..2 {
+            let version = self.clock.next();
+            snapshot.version = version;
+            snapshot
+                .validate()
+                .map_err(|e| format!("not sent, the snapshot is invalid: {e}"))?;
+            let body = serde_json::to_vec(&Command::Snapshot {
+                snapshot: snapshot.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(&wsi.url)
+                .header(AUTHORIZATION, format!("Bearer {}", wsi.token))
+                .header(CONTENT_TYPE, "application/json")
+                .body(Body::from(body))
+                .map_err(|e| format!("bad request: {e}"))?;
+            let answer = tokio::time::timeout(PUSH_TIMEOUT, async {
+                let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let bytes = hyper::body::to_bytes(resp.into_body())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((status, bytes))
+            })
+            .await
+            .map_err(|_| format!("no answer within {PUSH_TIMEOUT:?}"))??;
+            let (status, bytes) = answer;
+            if status == StatusCode::OK {
+                return Ok(version);
             }
+            let text = String::from_utf8_lossy(&bytes)
+                .chars()
+                .take(300)
+                .collect::<String>();
+            if status == StatusCode::CONFLICT {
+                let current = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("current").and_then(|c| c.as_u64()));
+                if let Some(c) = current {
+                    self.clock.at_least(c + 1);
+                    continue;
+                }
+            }
+            return Err(format!("HTTP {status}: {text}"));
         }
-        return Err(format!("HTTP {status}: {text}"));
+        Err("the WSI refused two versions as stale".into())
     }
-    Err("the WSI refused two versions as stale".into())
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
 use crate::front_door::{FrontDoors, ListenError};
-use crate::manager_link::StoreListener;
+use crate::live::LiveView;
+use crate::manager_link::LiveListener;
 use crate::push::{self, PushStatus};
 use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
@@ -59,8 +60,6 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         let mut conn = store::open(&db_path)?;
         let tx = conn.transaction()?;
         let outcome = store::apply_config(&tx, &seed_config)?;
-        // Failure verdicts belong to the manager's last run: it judges anew.
-        store::clear_failures(&tx)?;
         tx.commit()?;
         Ok((conn, outcome))
     })
@@ -90,9 +89,11 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     })?;
 
     let interval = Duration::from_secs_f64(config.push_interval_secs);
-    let front_doors = FrontDoors::start(&store, interval)?;
+    // Measured loads and verdicts start empty: the manager judges anew.
+    let live = LiveView::new();
+    let front_doors = FrontDoors::start(&store, &live, interval)?;
     let push_status = PushStatus::default();
-    push::start(&store, push_status.clone(), interval);
+    push::start(&store, &live, push_status.clone(), interval);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -107,7 +108,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         }
     };
 
-    let listener = StoreListener::start(store.clone());
+    let listener = LiveListener::new(live.clone());
     let manager =
         usher_manager::Manager::open(&config.data_dir, config.manager.clone(), listener).await?;
     manager.spawn(stopped(stop_rx.clone()));
@@ -120,6 +121,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
 
     let state = AppState {
         store,
+        live,
         token: admin_token,
         base_dir: Arc::new(config.base_dir.clone()),
         push_status,

@@ -237,10 +237,9 @@ impl ServerInput {
             url: self.url,
             capacity: self.capacity,
             enabled: self.enabled,
-            dynamic_load: None,
-            load_updated_unix: None,
+            pinned_load: None,
+            pinned_until_unix: None,
             redirect: None,
-            failed: None,
         })
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::live::LiveView;
 use crate::push::PushStatus;
 use crate::store::Store;
 
@@ -15,6 +16,8 @@ use crate::store::Store;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    /// What the manager measures and decides (loads, verdicts).
+    pub live: LiveView,
     /// Admin token every `/api/v1` request must present.
     pub token: Arc<str>,
     /// Folder relative paths in API bodies (sorry pages, token files) are against.

@@ -3,7 +3,14 @@
 
 use usher_core::{AppView, RedirectOrder, ServerView, Snapshot, WsiOrders};
 
-use crate::model::{App, Fleet, Wsi, WsiRole, FRONT_DOOR_TARGET};
+use crate::live::Live;
+use crate::model::{App, Fleet, Server, Wsi, WsiRole, FRONT_DOOR_TARGET};
+
+/// A load value counts as changed for a push when it moved by at least
+/// this fraction…
+const MIN_RELATIVE_CHANGE: f64 = 0.02;
+/// …or by at least this many units (of 10000).
+const MIN_ABSOLUTE_CHANGE: u32 = 50;
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> f64 {
@@ -13,8 +20,29 @@ pub fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// One application as a front door sees it at `now_unix`.
-pub fn app_view(fleet: &Fleet, app: &App, now_unix: f64) -> AppView {
+/// The load value a front door should use for `server` at `now_unix`,
+/// with its age: the operator's pin (age 0) while it holds, else the latest
+/// measurement (aged from when the agent measured it).
+pub fn effective_load(server: &Server, live: &Live, now_unix: f64) -> (Option<u32>, Option<f64>) {
+    if let Some(pin) = server.pin_at(now_unix) {
+        return (Some(pin), Some(0.0));
+    }
+    let measured = live.server(&server.name);
+    match measured.and_then(|m| m.measured_load) {
+        Some(l) => {
+            let age = measured
+                .and_then(|m| m.measured_at_unix)
+                .map(|t| (now_unix - t).max(0.0))
+                .unwrap_or(0.0);
+            (Some(l), Some(age))
+        }
+        None => (None, None),
+    }
+}
+
+/// One application as a front door sees it at `now_unix`: configured
+/// objects from `fleet`, loads and verdicts from `live`.
+pub fn app_view(fleet: &Fleet, live: &Live, app: &App, now_unix: f64) -> AppView {
     AppView {
         name: app.name.clone(),
         enabled: app.enabled,
@@ -24,16 +52,16 @@ pub fn app_view(fleet: &Fleet, app: &App, now_unix: f64) -> AppView {
         sorry_page: app.sorry_page.as_ref().map(|s| s.html.clone()),
         servers: fleet
             .servers_of(&app.name)
-            .map(|s| ServerView {
-                name: s.name.clone(),
-                url: s.url.clone(),
-                capacity: s.capacity,
-                dynamic_load: s.dynamic_load,
-                load_age_secs: s
-                    .load_updated_unix
-                    .map(|t| (now_unix - t).max(0.0))
-                    .unwrap_or(0.0),
-                available: s.enabled && s.failed.is_none(),
+            .map(|s| {
+                let (load, age) = effective_load(s, live, now_unix);
+                ServerView {
+                    name: s.name.clone(),
+                    url: s.url.clone(),
+                    capacity: s.capacity,
+                    dynamic_load: load,
+                    load_age_secs: age.unwrap_or(0.0),
+                    available: s.enabled && live.failed(&s.name).is_none(),
+                }
             })
             .collect(),
     }
@@ -49,13 +77,20 @@ pub fn resolve_target(fleet: &Fleet, app: &App, target: &str) -> Option<String> 
     }
 }
 
-/// The snapshot for one WSI, or `None` when its app is gone.
-pub fn wsi_snapshot(fleet: &Fleet, wsi: &Wsi, version: u64, now_unix: f64) -> Option<Snapshot> {
+/// The snapshot for one WSI, or `None` when its app is gone: a pure
+/// function of the configured objects and the live view.
+pub fn wsi_snapshot(
+    fleet: &Fleet,
+    live: &Live,
+    wsi: &Wsi,
+    version: u64,
+    now_unix: f64,
+) -> Option<Snapshot> {
     let app = fleet.app(&wsi.app)?;
     Some(match wsi.role {
         WsiRole::Interceptor => Snapshot {
             version,
-            apps: vec![app_view(fleet, app, now_unix)],
+            apps: vec![app_view(fleet, live, app, now_unix)],
             orders: None,
         },
         WsiRole::Server => {
@@ -76,6 +111,45 @@ pub fn wsi_snapshot(fleet: &Fleet, wsi: &Wsi, version: u64, now_unix: f64) -> Op
             }
         }
     })
+}
+
+/// Whether a WSI holding `old` must get `new`: anything it acts on
+/// differs. Versions and data ages do not count (the host ages values
+/// itself; the periodic keep-alive push refreshes them), and a load value
+/// counts only when it moved meaningfully (2 % or 50 units) or appeared or
+/// disappeared, so a steady fleet's small jitter causes no pushes.
+pub fn differs(old: &Snapshot, new: &Snapshot) -> bool {
+    let loads = |s: &Snapshot| -> Vec<Option<u32>> {
+        s.apps
+            .iter()
+            .flat_map(|a| a.servers.iter().map(|v| v.dynamic_load))
+            .collect()
+    };
+    let shape = |s: &Snapshot| {
+        let mut s = s.clone();
+        s.version = 0;
+        for app in &mut s.apps {
+            for v in &mut app.servers {
+                v.dynamic_load = v.dynamic_load.map(|_| 0);
+                v.load_age_secs = 0.0;
+            }
+        }
+        s
+    };
+    if shape(old) != shape(new) {
+        return true;
+    }
+    loads(old)
+        .into_iter()
+        .zip(loads(new))
+        .any(|(a, b)| match (a, b) {
+            (Some(a), Some(b)) => {
+                let delta = a.abs_diff(b);
+                delta >= MIN_ABSOLUTE_CHANGE
+                    || f64::from(delta) / f64::from(a.max(1)) >= MIN_RELATIVE_CHANGE
+            }
+            _ => false,
+        })
 }
 
 #[cfg(test)]
@@ -122,11 +196,22 @@ app = "shop"
             servers: c.servers,
             wsis: c.wsis,
         };
-        fleet.servers[1].dynamic_load = Some(700);
-        fleet.servers[1].load_updated_unix = Some(100.0);
+        let live_view = crate::live::LiveView::new();
+        live_view.update(|l| {
+            l.servers.insert(
+                "b".into(),
+                crate::live::ServerLive {
+                    measured_load: Some(700),
+                    measured_at_unix: Some(100.0),
+                    ..Default::default()
+                },
+            );
+            true
+        });
+        let live = live_view.get();
         fleet.servers[1].enabled = false;
 
-        let door = wsi_snapshot(&fleet, &fleet.wsis[1], 7, 130.0).expect("door");
+        let door = wsi_snapshot(&fleet, &live, &fleet.wsis[1], 7, 130.0).expect("door");
         door.validate().expect("valid");
         let b = &door.apps[0].servers[1];
         assert_eq!(
@@ -135,19 +220,60 @@ app = "shop"
         );
         assert!(door.orders.is_none());
 
-        let ngx = wsi_snapshot(&fleet, &fleet.wsis[0], 8, 130.0).expect("ngx");
+        let ngx = wsi_snapshot(&fleet, &live, &fleet.wsis[0], 8, 130.0).expect("ngx");
         ngx.validate().expect("valid");
         let orders = ngx.orders.clone().expect("orders");
         assert!(orders.redirect.is_none());
         assert_eq!(orders.rules.stateful, vec!["/cart"]);
 
         fleet.servers[0].redirect = Some("b".into());
-        let ngx = wsi_snapshot(&fleet, &fleet.wsis[0], 9, 130.0).expect("ngx");
+        let ngx = wsi_snapshot(&fleet, &live, &fleet.wsis[0], 9, 130.0).expect("ngx");
         let target = ngx.orders.and_then(|o| o.redirect).map(|r| r.target);
         assert_eq!(target.as_deref(), Some("http://127.0.0.1:18082"));
         fleet.servers[0].redirect = Some(FRONT_DOOR_TARGET.into());
-        let ngx = wsi_snapshot(&fleet, &fleet.wsis[0], 10, 130.0).expect("ngx");
+        let ngx = wsi_snapshot(&fleet, &live, &fleet.wsis[0], 10, 130.0).expect("ngx");
         let target = ngx.orders.and_then(|o| o.redirect).map(|r| r.target);
         assert_eq!(target.as_deref(), Some("http://shop.example"));
+
+        // A pin wins over the measurement (age 0) until it ends.
+        fleet.servers[1].pinned_load = Some(300);
+        fleet.servers[1].pinned_until_unix = Some(140.0);
+        let door = wsi_snapshot(&fleet, &live, &fleet.wsis[1], 11, 130.0).expect("door");
+        let b = &door.apps[0].servers[1];
+        assert_eq!((b.dynamic_load, b.load_age_secs), (Some(300), 0.0));
+        let door = wsi_snapshot(&fleet, &live, &fleet.wsis[1], 12, 150.0).expect("door");
+        let b = &door.apps[0].servers[1];
+        assert_eq!((b.dynamic_load, b.load_age_secs), (Some(700), 50.0));
+    }
+
+    #[test]
+    fn differs_ignores_versions_ages_and_jitter() {
+        let view = |load: Option<u32>, age: f64, available: bool| Snapshot {
+            version: 1,
+            apps: vec![usher_core::AppView {
+                name: "shop".into(),
+                enabled: true,
+                mode: usher_core::AppMode::Redirect,
+                epsilon: 0.0,
+                obsolescence_secs: 1200.0,
+                sorry_page: None,
+                servers: vec![usher_core::ServerView {
+                    name: "a".into(),
+                    url: "http://127.0.0.1:1".into(),
+                    capacity: 5,
+                    dynamic_load: load,
+                    load_age_secs: age,
+                    available,
+                }],
+            }],
+            orders: None,
+        };
+        let base = view(Some(5000), 0.0, true);
+        let mut later = view(Some(5040), 3.0, true);
+        later.version = 9;
+        assert!(!differs(&base, &later)); // 40 units, under 2 %
+        assert!(differs(&base, &view(Some(5100), 0.0, true)));
+        assert!(differs(&base, &view(None, 0.0, true)));
+        assert!(differs(&base, &view(Some(5000), 0.0, false)));
     }
 }

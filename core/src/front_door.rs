@@ -6,6 +6,7 @@
 //! snapshot; between snapshots it only ages metrics (at most once a second)
 //! and applies its own epsilon bumps, so no lock is shared on the request path.
 
+use crate::dynamic_load::DYNAMIC_LOAD_MAX;
 use crate::load_metric::{bump, load_metric, scale_capacity};
 use crate::model::AppMode;
 use crate::selection::IntervalTable;
@@ -92,11 +93,58 @@ impl FrontDoor {
         &self.servers
     }
 
-    /// Current load metric of every server (0 for unavailable ones).
+    /// Current load metric of every server (0 for unavailable ones), by
+    /// the one-scale rule:
+    ///
+    /// * a measured server weighs `C·(P + (1−P)·L/10000)`: its capacity `C`
+    ///   times the fraction of full speed its dynamic value `L` stands for,
+    ///   sliding back to plain `C` as the value ages (`P` = age / `T`);
+    /// * a server nobody measures weighs `min(C·f_min, w_min)`, where
+    ///   `f_min` is the lowest fraction and `w_min` the lowest weight among
+    ///   the available measured servers with spare capacity (weight above
+    ///   0): it never outranks such a server and never gets more than its
+    ///   capacity share among them; with none of them, it weighs its capacity.
+    ///
+    /// Equally fast servers therefore split by capacity, a slower one loses
+    /// share, and a server added on a dead port cannot draw a crowd.
     pub fn metrics(&self, now: f64) -> Vec<f64> {
+        let weights: Vec<Option<f64>> = self
+            .servers
+            .iter()
+            .map(|s| {
+                if s.available {
+                    self.measured_weight(s, now)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let mut lowest_fraction = f64::INFINITY;
+        let mut lowest_weight = f64::INFINITY;
+        for (s, w) in self.servers.iter().zip(&weights) {
+            // A measured server with no spare capacity (weight 0) sets no
+            // floor: it is full, not a yardstick.
+            if let Some(w) = w.filter(|w| *w > 0.0 && s.capacity > 0.0) {
+                lowest_fraction = lowest_fraction.min(w / s.capacity);
+                lowest_weight = lowest_weight.min(w);
+            }
+        }
         self.servers
             .iter()
-            .map(|s| self.metric_of(s, now))
+            .zip(weights)
+            .map(|(s, w)| {
+                if !s.available {
+                    return 0.0;
+                }
+                let weight = w.unwrap_or_else(|| {
+                    if lowest_weight.is_finite() {
+                        (s.capacity * lowest_fraction).min(lowest_weight)
+                    } else {
+                        s.capacity
+                    }
+                });
+                bump(weight, s.bumps * self.epsilon)
+            })
             .collect()
     }
 
@@ -107,13 +155,18 @@ impl FrontDoor {
             .collect()
     }
 
-    fn metric_of(&self, s: &FrontDoorServer, now: f64) -> f64 {
-        if !s.available {
-            return 0.0;
-        }
+    /// The weight of a measured server, in capacity units; `None` when it
+    /// was never measured.
+    fn measured_weight(&self, s: &FrontDoorServer, now: f64) -> Option<f64> {
+        let l = s.dynamic?;
+        let fraction = (l / f64::from(DYNAMIC_LOAD_MAX)).clamp(0.0, 1.0);
         let age = s.age_at_receipt + (now - self.received_at).max(0.0);
-        let lm = load_metric(s.capacity, s.dynamic, age, self.obsolescence_secs);
-        bump(lm, s.bumps * self.epsilon)
+        Some(load_metric(
+            s.capacity,
+            Some(s.capacity * fraction),
+            age,
+            self.obsolescence_secs,
+        ))
     }
 
     fn rebuild(&mut self, now: f64) {
@@ -156,6 +209,12 @@ mod tests {
     use crate::snapshot::ServerView;
 
     fn view(loads: &[u32], epsilon: f64) -> AppView {
+        let caps = vec![5; loads.len()];
+        let loads: Vec<Option<u32>> = loads.iter().map(|l| Some(*l)).collect();
+        view_with(&caps, &loads, epsilon)
+    }
+
+    fn view_with(caps: &[u32], loads: &[Option<u32>], epsilon: f64) -> AppView {
         AppView {
             name: "shop".into(),
             enabled: true,
@@ -165,12 +224,13 @@ mod tests {
             sorry_page: None,
             servers: loads
                 .iter()
+                .zip(caps)
                 .enumerate()
-                .map(|(i, l)| ServerView {
+                .map(|(i, (l, c))| ServerView {
                     name: format!("s{i}"),
                     url: format!("http://127.0.0.1:{}", 9000 + i),
-                    capacity: 5,
-                    dynamic_load: Some(*l),
+                    capacity: *c,
+                    dynamic_load: *l,
                     load_age_secs: 0.0,
                     available: true,
                 })
@@ -186,9 +246,72 @@ mod tests {
 
     #[test]
     fn ages_toward_capacity() {
+        // C = 5 (5000), L = 1000 (a tenth of full speed): fresh 500, then
+        // halfway through T 0.5·5000 + 0.5·500, then the capacity.
         let d = FrontDoor::new(&view(&[1000], 0.0), 100.0);
-        assert_eq!(d.metrics(100.0 + 600.0), vec![3000.0]);
+        assert_eq!(d.metrics(100.0), vec![500.0]);
+        assert_eq!(d.metrics(100.0 + 600.0), vec![2750.0]);
         assert_eq!(d.metrics(100.0 + 1200.0), vec![5000.0]);
+    }
+
+    /// The docs' worked example: capacities 2, 5, 8, equally fast (L = 2000
+    /// each, a fifth of full speed) split 2:5:8; a server added with
+    /// capacity 10 that nobody measures weighs as the lightest measured one.
+    #[test]
+    fn one_scale_worked_example() {
+        let d = FrontDoor::new(
+            &view_with(&[2, 5, 8], &[Some(2000), Some(2000), Some(2000)], 0.0),
+            0.0,
+        );
+        assert_eq!(d.metrics(0.0), vec![400.0, 1000.0, 1600.0]);
+        let shares = d.shares();
+        for (got, want) in shares.iter().zip([2.0 / 15.0, 5.0 / 15.0, 8.0 / 15.0]) {
+            assert!((got - want).abs() < 1e-9, "{shares:?}");
+        }
+        let d = FrontDoor::new(
+            &view_with(
+                &[2, 5, 8, 10],
+                &[Some(2000), Some(2000), Some(2000), None],
+                0.0,
+            ),
+            0.0,
+        );
+        assert_eq!(d.metrics(0.0), vec![400.0, 1000.0, 1600.0, 400.0]);
+        // A slower server (c at half the speed of the others) loses share.
+        let d = FrontDoor::new(
+            &view_with(&[2, 5, 8], &[Some(2000), Some(2000), Some(1000)], 0.0),
+            0.0,
+        );
+        assert_eq!(d.metrics(0.0), vec![400.0, 1000.0, 800.0]);
+        // Nothing measured: the capacities.
+        let d = FrontDoor::new(&view_with(&[2, 5], &[None, None], 0.0), 0.0);
+        assert_eq!(d.metrics(0.0), vec![2000.0, 5000.0]);
+        // A measured server with no spare capacity sets no floor.
+        let d = FrontDoor::new(&view_with(&[2, 5], &[Some(0), None], 0.0), 0.0);
+        assert_eq!(d.metrics(0.0), vec![0.0, 5000.0]);
+    }
+
+    proptest::proptest! {
+        /// An unmeasured server never gets more than its capacity share and
+        /// never outweighs every measured server.
+        #[test]
+        fn unmeasured_never_outranks(
+            caps in proptest::collection::vec(1u32..=10, 1..6),
+            loads in proptest::collection::vec(1u32..=10_000, 6),
+            unmeasured_cap in 1u32..=10,
+        ) {
+            let mut c = caps.clone();
+            c.push(unmeasured_cap);
+            let mut l: Vec<Option<u32>> = loads[..caps.len()].iter().map(|v| Some(*v)).collect();
+            l.push(None);
+            let d = FrontDoor::new(&view_with(&c, &l, 0.0), 0.0);
+            let m = d.metrics(0.0);
+            let total: f64 = m.iter().sum();
+            let cap_total: f64 = c.iter().map(|v| f64::from(*v)).sum();
+            let last = m[m.len() - 1];
+            proptest::prop_assert!(last / total <= f64::from(unmeasured_cap) / cap_total + 1e-9);
+            proptest::prop_assert!(m[..m.len() - 1].iter().any(|w| *w >= last - 1e-9));
+        }
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! spare), and `P` the age of `L` over the obsolescence time `T`, capped at 1.
 //! A fresh `L` counts fully; as it ages the metric slides back to `C`, so a
 //! front door cut off from the manager degrades to static weights.
+//!
+//! The front door feeds `L` in on the capacity's scale (`C·L/10000`, the
+//! fraction of full speed the measurement stands for), so capacity and
+//! measurement are one scale: see [`crate::FrontDoor::metrics`].
 
 /// Scale of the operator's static capacity figure (1..10 becomes 1000..10000).
 pub const CAPACITY_SCALE: f64 = 1000.0;

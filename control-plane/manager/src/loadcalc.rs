@@ -21,6 +21,8 @@ pub struct ServerStatus {
     pub dynamic_load: Option<u32>,
     /// The delay the value came from, in microseconds.
     pub delay_us: Option<u64>,
+    /// When the agent measured it (unix seconds): data age counts from here.
+    pub measured_at_unix: Option<f64>,
     /// True when the server must leave rotation.
     pub failed: bool,
     pub reason: Option<String>,
@@ -67,6 +69,9 @@ pub(crate) fn compute(
                 agent_id: st.agent_id.clone(),
                 dynamic_load: delay.map(|d| dynamic_load_from_delay(d, half_at_us)),
                 delay_us: delay,
+                measured_at_unix: latest
+                    .and(st.measured_at_us)
+                    .map(|us| us as f64 / 1e6),
                 failed: reason.is_some(),
                 reason,
             }
@@ -206,6 +211,7 @@ mod tests {
         ServerState {
             agent_id: agent.into(),
             latest: agg.map(|a| (at, a)),
+            measured_at_us: None,
             probe_failure: None,
             failed: None,
             load: None,

@@ -70,6 +70,9 @@ pub(crate) struct AgentConn {
 pub(crate) struct ServerState {
     pub agent_id: String,
     pub latest: Option<(Instant, ServerAggregate)>,
+    /// When the agent measured `latest` (end of its interval, unix µs, never
+    /// later than when it arrived): what the data age is counted from.
+    pub measured_at_us: Option<u64>,
     /// Failure reported by the agent's probe events, cleared on recovery.
     pub probe_failure: Option<String>,
     /// Failure as last announced to the listener.

@@ -8,7 +8,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use super::errors::ApiError;
-use super::models::{parse_body, LoadBody, RedirectBody, ServerOut, WsiOut};
+use super::models::{parse_body, servers_out, LoadBody, RedirectBody, WsiOut};
 use crate::model::Origin;
 use crate::spec::{AppInput, ServerInput, WsiInput};
 use crate::state::AppState;
@@ -99,23 +99,27 @@ pub async fn set_app_enabled(name: String, enabled: bool, st: AppState) -> Answe
 /// `GET /servers`.
 pub async fn list_servers(st: AppState) -> Answer {
     let fleet = st.store.fleet();
-    let now = now_unix();
-    let out: Vec<ServerOut<'_>> = fleet
-        .servers
-        .iter()
-        .map(|s| ServerOut::new(s, fleet.app(&s.app), now))
-        .collect();
+    let out = servers_out(&fleet, &st.live.get(), now_unix());
     Ok(json(&out))
 }
 
 /// `GET /servers/{name}`.
 pub async fn get_server(name: String, st: AppState) -> Answer {
+    server_answer(&st, &name, StatusCode::OK)
+}
+
+/// One server as the API shows it, with `status`.
+fn server_answer(st: &AppState, name: &str, status: StatusCode) -> Answer {
     let fleet = st.store.fleet();
-    let s = fleet.server(&name).ok_or(ApiError::NotFound {
-        kind: "server",
-        name: name.clone(),
-    })?;
-    Ok(json(&ServerOut::new(s, fleet.app(&s.app), now_unix())))
+    let out = servers_out(&fleet, &st.live.get(), now_unix());
+    let s = out
+        .iter()
+        .find(|s| s.server.name == name)
+        .ok_or(ApiError::NotFound {
+            kind: "server",
+            name: name.to_string(),
+        })?;
+    Ok(warp::reply::with_status(warp::reply::json(s), status).into_response())
 }
 
 /// `POST /servers`.
@@ -124,12 +128,7 @@ pub async fn add_server(st: AppState, body: Bytes) -> Answer {
     let server = input.check(&field, Origin::Api)?;
     let name = server.name.clone();
     change(&st, move |tx| store::add_server(tx, &server)).await?;
-    let fleet = st.store.fleet();
-    let s = fleet.server(&name).ok_or(ApiError::NotFound {
-        kind: "server",
-        name: name.clone(),
-    })?;
-    Ok(created(&ServerOut::new(s, fleet.app(&s.app), now_unix())))
+    server_answer(&st, &name, StatusCode::CREATED)
 }
 
 /// `DELETE /servers/{name}`.
@@ -145,12 +144,20 @@ pub async fn set_server_enabled(name: String, enabled: bool, st: AppState) -> An
     get_server(name, st).await
 }
 
-/// `PUT /servers/{name}/load`.
+/// `PUT /servers/{name}/load`: pins the load value (for `for_secs`, or
+/// until cleared); measurements are kept but not applied meanwhile.
 pub async fn set_load(name: String, st: AppState, body: Bytes) -> Answer {
-    let value = parse_body::<LoadBody>(&body)?.check()?;
+    let (value, for_secs) = parse_body::<LoadBody>(&body)?.check()?;
     let n = name.clone();
-    let now = now_unix();
-    change(&st, move |tx| store::set_load(tx, &n, value, now)).await?;
+    let until = for_secs.map(|d| now_unix() + d);
+    change(&st, move |tx| store::set_load(tx, &n, Some((value, until)))).await?;
+    get_server(name, st).await
+}
+
+/// `DELETE /servers/{name}/load`: clears the pin.
+pub async fn clear_load(name: String, st: AppState) -> Answer {
+    let n = name.clone();
+    change(&st, move |tx| store::set_load(tx, &n, None)).await?;
     get_server(name, st).await
 }
 

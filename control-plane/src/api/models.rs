@@ -2,11 +2,15 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
 use usher_core::model::validate_load;
-use usher_core::{load_metric, scale_capacity};
+use usher_core::FrontDoor;
 
 use super::errors::ApiError;
-use crate::model::{App, Server, Wsi};
+use crate::live::Live;
+use crate::model::{Fleet, Server, Wsi};
+use crate::views::{app_view, effective_load};
 use crate::push::WsiPushState;
 
 /// Largest request body accepted (bigger gets 413).
@@ -37,18 +41,33 @@ fn unknown_field(message: &str) -> Option<String> {
     rest.split('`').next().map(str::to_string)
 }
 
-/// `PUT /servers/{name}/load`.
+/// `PUT /servers/{name}/load`: pins the dynamic load value.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadBody {
     /// Dynamic load value `L`, 0..10000 (10000 = no delay).
     pub value: u32,
+    /// How long the pin holds, in seconds; absent = until cleared.
+    #[serde(default)]
+    pub for_secs: Option<f64>,
 }
 
+/// Longest pin duration accepted: 30 days.
+const MAX_PIN_SECS: f64 = 30.0 * 24.0 * 3600.0;
+
 impl LoadBody {
-    pub fn check(&self) -> Result<u32, ApiError> {
+    /// The value and how long it holds (seconds), checked.
+    pub fn check(&self) -> Result<(u32, Option<f64>), ApiError> {
         validate_load("value", self.value)?;
-        Ok(self.value)
+        if let Some(d) = self.for_secs {
+            if !(d > 0.0 && d <= MAX_PIN_SECS) {
+                return Err(ApiError::bad(
+                    "for_secs",
+                    format!("for_secs: must be more than 0 and at most {MAX_PIN_SECS}, got {d}"),
+                ));
+            }
+        }
+        Ok((self.value, self.for_secs))
     }
 }
 
@@ -65,37 +84,94 @@ fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<St
     Option::<String>::deserialize(d)
 }
 
-/// A server as the API shows it: its record plus the current load metric.
+/// A server's pinned load as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct PinOut {
+    pub value: u32,
+    /// When the pin ends (unix seconds); `null` = until cleared.
+    pub until_unix: Option<f64>,
+}
+
+/// A server as the API shows it: its configured record, its live state and
+/// what the built-in front door makes of both right now.
 #[derive(Debug, Serialize)]
 pub struct ServerOut<'a> {
     #[serde(flatten)]
     pub server: &'a Server,
-    /// Load metric now (0 when disabled): the server's weight at the front door.
+    /// `disabled` (operator), `failed` (manager's verdict, see `failed`),
+    /// `pinned` (operator's load in force) or `ok`.
+    pub state: &'static str,
+    /// Why the manager took it out of rotation.
+    pub failed: Option<String>,
+    /// The load value the front doors use (pinned or measured), 0..10000.
+    pub load: Option<u32>,
+    /// Same as `load` (the name earlier versions used).
+    pub dynamic_load: Option<u32>,
+    /// Age of `load`: since the agent measured it (0 while pinned).
+    pub load_age_secs: Option<f64>,
+    /// Latest measured value, applied or not.
+    pub measured_load: Option<u32>,
+    pub measured_age_secs: Option<f64>,
+    pub pinned: Option<PinOut>,
+    /// Load metric now (0 when out of rotation): its weight at the front door.
     pub load_metric: f64,
+    /// Share of the app's new users it gets now, 0..1.
+    pub share: f64,
 }
 
-impl<'a> ServerOut<'a> {
-    pub fn new(server: &'a Server, app: Option<&App>, now_unix: f64) -> Self {
-        let t = app.map(|a| a.obsolescence_secs).unwrap_or(1200.0);
-        let age = server
-            .load_updated_unix
-            .map(|u| (now_unix - u).max(0.0))
-            .unwrap_or(0.0);
-        let lm = load_metric(
-            scale_capacity(server.capacity.min(10) as u8),
-            server.dynamic_load.map(f64::from),
-            age,
-            t,
-        );
-        ServerOut {
-            server,
-            load_metric: if server.enabled && server.failed.is_none() {
-                lm.round()
-            } else {
-                0.0
-            },
+/// Every server of `fleet` as the API shows it at `now_unix`.
+pub fn servers_out<'a>(fleet: &'a Fleet, live: &Live, now_unix: f64) -> Vec<ServerOut<'a>> {
+    let mut weights: HashMap<&str, (f64, f64)> = HashMap::new();
+    for app in &fleet.apps {
+        let view = app_view(fleet, live, app, now_unix);
+        let door = FrontDoor::new(&view, 0.0);
+        for ((s, m), share) in view.servers.iter().zip(door.metrics(0.0)).zip(door.shares()) {
+            if let Some(server) = fleet.server(&s.name) {
+                weights.insert(server.name.as_str(), (m, share));
+            }
         }
     }
+    fleet
+        .servers
+        .iter()
+        .map(|server| {
+            let measured = live.server(&server.name);
+            let failed = measured.and_then(|m| m.failed.clone());
+            let pin = server.pin_at(now_unix);
+            let (load, load_age_secs) = effective_load(server, live, now_unix);
+            let (metric, share) = weights
+                .get(server.name.as_str())
+                .copied()
+                .unwrap_or((0.0, 0.0));
+            let state = if !server.enabled {
+                "disabled"
+            } else if failed.is_some() {
+                "failed"
+            } else if pin.is_some() {
+                "pinned"
+            } else {
+                "ok"
+            };
+            ServerOut {
+                server,
+                state,
+                failed,
+                load,
+                dynamic_load: load,
+                load_age_secs,
+                measured_load: measured.and_then(|m| m.measured_load),
+                measured_age_secs: measured
+                    .and_then(|m| m.measured_at_unix)
+                    .map(|t| (now_unix - t).max(0.0)),
+                pinned: pin.map(|value| PinOut {
+                    value,
+                    until_unix: server.pinned_until_unix,
+                }),
+                load_metric: metric.round(),
+                share,
+            }
+        })
+        .collect()
 }
 
 /// A WSI as the API shows it (never its token), with its last push.
@@ -140,6 +216,14 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(e, ApiError::BadRequest { ref field, .. } if field == "value"),
+            "{e}"
+        );
+        let e = parse_body::<LoadBody>(br#"{"value":10,"for_secs":-1}"#)
+            .expect("parses")
+            .check()
+            .unwrap_err();
+        assert!(
+            matches!(e, ApiError::BadRequest { ref field, .. } if field == "for_secs"),
             "{e}"
         );
         let e = parse_body::<RedirectBody>(br#"{}"#).unwrap_err();

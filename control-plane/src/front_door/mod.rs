@@ -1,8 +1,9 @@
 //! The built-in front door (the design's interceptor): one plain hyper
 //! listener per application. Listeners and their state follow the fleet:
 //! an app added through the API gets a listener, a removed one loses it,
-//! and every change (or every push interval, to fold in aging and drop
-//! epsilon bumps) rebuilds each app's [`Door`] from a fresh view.
+//! and every change of the fleet or the live view (or every push interval,
+//! to fold in aging and drop epsilon bumps) rebuilds each app's [`Door`]
+//! from a fresh view.
 
 mod door;
 mod proxy;
@@ -22,6 +23,7 @@ use hyper::server::conn::AddrStream;
 use hyper::service::{make_service_fn, service_fn};
 use tokio::sync::{oneshot, watch};
 
+use crate::live::{Live, LiveView};
 use crate::model::Fleet;
 use crate::store::Store;
 use crate::views::{app_view, now_unix};
@@ -64,14 +66,20 @@ impl FrontDoors {
     ///
     /// The returned receiver holds the fleet generation the doors have
     /// applied, so a caller can wait until a change is live.
-    pub fn start(store: &Store, refresh: Duration) -> Result<watch::Receiver<u64>, ListenError> {
+    pub fn start(
+        store: &Store,
+        live: &LiveView,
+        refresh: Duration,
+    ) -> Result<watch::Receiver<u64>, ListenError> {
         let mut doors = FrontDoors {
             listeners: HashMap::new(),
             client: proxy::client(),
         };
         let mut rx = store.subscribe();
+        let mut live_rx = live.subscribe();
         let fleet = rx.borrow_and_update().clone();
-        if let Some(e) = doors.reconcile(&fleet).into_iter().next() {
+        let picture = live_rx.borrow_and_update().clone();
+        if let Some(e) = doors.reconcile(&fleet, &picture).into_iter().next() {
             return Err(e);
         }
         let (applied, applied_rx) = watch::channel(fleet.generation);
@@ -79,10 +87,12 @@ impl FrontDoors {
             loop {
                 tokio::select! {
                     changed = rx.changed() => if changed.is_err() { break },
+                    changed = live_rx.changed() => if changed.is_err() { break },
                     _ = tokio::time::sleep(refresh) => {}
                 }
                 let fleet = rx.borrow_and_update().clone();
-                for e in doors.reconcile(&fleet) {
+                let picture = live_rx.borrow_and_update().clone();
+                for e in doors.reconcile(&fleet, &picture) {
                     tracing::error!("{e}");
                 }
                 applied.send_replace(fleet.generation);
@@ -92,13 +102,13 @@ impl FrontDoors {
     }
 
     /// Starts, stops and updates listeners to match `fleet`.
-    fn reconcile(&mut self, fleet: &Fleet) -> Vec<ListenError> {
+    fn reconcile(&mut self, fleet: &Fleet, live: &Live) -> Vec<ListenError> {
         let now = now_unix();
         self.listeners
             .retain(|name, l| fleet.app(name).is_some_and(|a| a.listen == l.addr));
         let mut errors = Vec::new();
         for app in &fleet.apps {
-            let view = app_view(fleet, app, now);
+            let view = app_view(fleet, live, app, now);
             if let Some(l) = self.listeners.get(&app.name) {
                 l.door.update(&view, app.max_concurrent);
                 continue;

@@ -122,10 +122,9 @@ mod tests {
             url: "http://127.0.0.1:9".into(),
             capacity: 5,
             enabled: true,
-            dynamic_load: None,
-            load_updated_unix: None,
+            pinned_load: None,
+            pinned_until_unix: None,
             redirect: None,
-            failed: None,
         }
     }
 
@@ -144,18 +143,18 @@ mod tests {
         s.mutate(|tx| store::add_server(tx, &server("b", "shop")))
             .await
             .expect("add b");
-        s.mutate(|tx| store::set_load(tx, "a", 1500, 1.0))
+        s.mutate(|tx| store::set_load(tx, "a", Some((1500, None))))
             .await
             .expect("load");
         assert!(rx.has_changed().expect("open"));
         let f = rx.borrow_and_update().clone();
         assert_eq!(f.generation, 5);
-        assert_eq!(f.server("a").and_then(|x| x.dynamic_load), Some(1500));
+        assert_eq!(f.server("a").and_then(|x| x.pinned_load), Some(1500));
 
         // A refused change leaves nothing half-applied and publishes nothing.
         let e = s
             .mutate(|tx| {
-                store::set_load(tx, "a", 9, 2.0)?;
+                store::set_load(tx, "a", Some((9, None)))?;
                 store::set_redirect(tx, "a", Some("nope"))
             })
             .await
@@ -187,6 +186,6 @@ mod tests {
         let conn = open(&path).expect("reopen");
         let f = load_fleet(&conn, 1).expect("load");
         assert_eq!(f.servers.len(), 1);
-        assert_eq!(f.server("a").and_then(|x| x.dynamic_load), Some(1500));
+        assert_eq!(f.server("a").and_then(|x| x.pinned_load), Some(1500));
     }
 }

@@ -18,8 +18,8 @@ pub fn load_fleet(conn: &Connection, generation: u64) -> Result<Fleet, StoreErro
         .query_map([], app_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     let mut stmt = conn.prepare(
-        "SELECT name, origin, app, url, capacity, enabled, dynamic_load, load_updated_unix,
-                redirect_target, failed FROM servers ORDER BY name",
+        "SELECT name, origin, app, url, capacity, enabled, pinned_load, pinned_until_unix,
+                redirect_target FROM servers ORDER BY name",
     )?;
     let servers = stmt
         .query_map([], |r| {
@@ -30,10 +30,9 @@ pub fn load_fleet(conn: &Connection, generation: u64) -> Result<Fleet, StoreErro
                 url: r.get(3)?,
                 capacity: r.get(4)?,
                 enabled: r.get(5)?,
-                dynamic_load: r.get(6)?,
-                load_updated_unix: r.get(7)?,
+                pinned_load: r.get(6)?,
+                pinned_until_unix: r.get(7)?,
                 redirect: r.get(8)?,
-                failed: r.get(9)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

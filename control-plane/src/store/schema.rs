@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Version of the tables below; bump with a migration when they change.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -33,10 +33,9 @@ CREATE TABLE IF NOT EXISTS servers (
     url TEXT NOT NULL,
     capacity INTEGER NOT NULL,
     enabled INTEGER NOT NULL,
-    dynamic_load INTEGER,
-    load_updated_unix REAL,
-    redirect_target TEXT,
-    failed TEXT
+    pinned_load INTEGER,
+    pinned_until_unix REAL,
+    redirect_target TEXT
 );
 CREATE TABLE IF NOT EXISTS wsis (
     name TEXT PRIMARY KEY,
@@ -69,11 +68,19 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             )?;
         }
         Some(v) if v == SCHEMA_VERSION => {}
-        Some(1) => {
-            // Version 2 added `servers.failed` (the manager's verdict).
+        Some(v @ (1 | 2)) => {
+            // Version 2 added `servers.failed`; version 3 moved measured
+            // loads and failure verdicts out to the live view and keeps
+            // only the operator's pinned load here.
+            if v == 2 {
+                tx.execute_batch("ALTER TABLE servers DROP COLUMN failed;")?;
+            }
             tx.execute_batch(
-                "ALTER TABLE servers ADD COLUMN failed TEXT;
-                 UPDATE schema_version SET version = 2;",
+                "ALTER TABLE servers DROP COLUMN load_updated_unix;
+                 ALTER TABLE servers RENAME COLUMN dynamic_load TO pinned_load;
+                 UPDATE servers SET pinned_load = NULL;
+                 ALTER TABLE servers ADD COLUMN pinned_until_unix REAL;
+                 UPDATE schema_version SET version = 3;",
             )?;
         }
         Some(v) => {
@@ -104,5 +111,33 @@ mod tests {
             open(&p),
             Err(StoreError::Schema { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn migrates_version_2() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("usher.db");
+        let c = Connection::open(&p).expect("create");
+        c.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version VALUES (2);
+             CREATE TABLE servers (name TEXT PRIMARY KEY, origin TEXT NOT NULL,
+                app TEXT NOT NULL, url TEXT NOT NULL, capacity INTEGER NOT NULL,
+                enabled INTEGER NOT NULL, dynamic_load INTEGER, load_updated_unix REAL,
+                redirect_target TEXT, failed TEXT);
+             INSERT INTO servers VALUES ('a','api','shop','http://x',5,1,1234,1.0,NULL,'probe');",
+        )
+        .expect("v2");
+        drop(c);
+        let c = open(&p).expect("migrate");
+        let row: (Option<u32>, Option<f64>, i64) = c
+            .query_row(
+                "SELECT pinned_load, pinned_until_unix, (SELECT version FROM schema_version)
+                 FROM servers WHERE name = 'a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("row");
+        assert_eq!(row, (None, None, 3));
     }
 }

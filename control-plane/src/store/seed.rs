@@ -197,7 +197,7 @@ mod tests {
         let mut conn = open(&dir.path().join("usher.db")).expect("open");
         assert!(seed(&mut conn, &config(dir.path(), 5, true)).applied);
         set_app_enabled(&conn, "shop", false).expect("disable");
-        set_load(&conn, "a", 1234, 1.0).expect("load");
+        set_load(&conn, "a", Some((1234, None))).expect("load");
 
         // Same file: the API's changes stand.
         let o = seed(&mut conn, &config(dir.path(), 5, true));
@@ -205,7 +205,7 @@ mod tests {
         let f = load_fleet(&conn, 1).expect("fleet");
         assert!(!f.apps[0].enabled);
 
-        // Changed file: configured properties win, measured loads stay, and
+        // Changed file: configured properties win, pinned loads stay, and
         // a server the config no longer names is removed.
         let o = seed(&mut conn, &config(dir.path(), 7, false));
         assert!(o.applied);
@@ -213,7 +213,7 @@ mod tests {
         let f = load_fleet(&conn, 1).expect("fleet");
         assert!(f.apps[0].enabled);
         let a = f.server("a").expect("a");
-        assert_eq!((a.capacity, a.dynamic_load), (7, Some(1234)));
+        assert_eq!((a.capacity, a.pinned_load), (7, Some(1234)));
         assert!(f.server("b").is_none());
     }
 }

@@ -118,8 +118,8 @@ pub fn set_app_enabled(conn: &Connection, name: &str, enabled: bool) -> Result<(
     Ok(())
 }
 
-/// Inserts a server or updates its configured properties, keeping its
-/// runtime state (load, redirect order) when it exists.
+/// Inserts a server or updates its configured properties, keeping the
+/// operator's orders (pinned load, redirect order) when it exists.
 pub fn upsert_server(conn: &Connection, s: &Server) -> Result<(), StoreError> {
     need(conn, "apps", "app", &s.app)
         .map_err(|_| StoreError::invalid("app", format!("no app named {:?}", s.app)))?;
@@ -180,38 +180,22 @@ pub fn set_server_enabled(conn: &Connection, name: &str, enabled: bool) -> Resul
     Ok(())
 }
 
-/// Marks a server failed (`Some(reason)`: out of rotation) or working
-/// again (`None`); the manager's verdict, kept apart from `enabled` (the
-/// operator's). Unknown servers are refused.
-pub fn set_failed(conn: &Connection, name: &str, reason: Option<&str>) -> Result<(), StoreError> {
-    need(conn, "servers", "server", name)?;
-    conn.execute(
-        "UPDATE servers SET failed = ?2 WHERE name = ?1",
-        params![name, reason],
-    )?;
-    Ok(())
-}
-
-/// Forgets every failure verdict (at start: the manager judges anew).
-pub fn clear_failures(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE servers SET failed = NULL WHERE failed IS NOT NULL",
-        [],
-    )?;
-    Ok(())
-}
-
-/// Sets a server's dynamic load value `L` (checked 0..=10000 by the caller).
+/// Pins a server's dynamic load value `L` (checked 0..=10000 by the
+/// caller) until `until_unix` (`None`: until cleared), or clears the pin
+/// (`None`). An operator's order, so it lives here; measured values do not.
 pub fn set_load(
     conn: &Connection,
     name: &str,
-    value: u32,
-    now_unix: f64,
+    pin: Option<(u32, Option<f64>)>,
 ) -> Result<(), StoreError> {
     need(conn, "servers", "server", name)?;
+    let (value, until) = match pin {
+        Some((v, until)) => (Some(v), until),
+        None => (None, None),
+    };
     conn.execute(
-        "UPDATE servers SET dynamic_load = ?2, load_updated_unix = ?3 WHERE name = ?1",
-        params![name, value, now_unix],
+        "UPDATE servers SET pinned_load = ?2, pinned_until_unix = ?3 WHERE name = ?1",
+        params![name, value, until],
     )?;
     Ok(())
 }
