@@ -58,7 +58,12 @@ done
 t1=$(date +%s.%N)
 awk -v n="$count" -v a="$t0" -v b="$t1" 'BEGIN {
   printf "records end to end, ring -> agent -> control channel -> logging database: %d in %.2f s = %.0f records/s\n", n, b - a, n / (b - a) }'
+# The agent's memory once the burst is in the database: resident now and at
+# its peak (VmHWM), and what the resident part is made of (its own heap and
+# stacks, pages of mapped files such as the ring, shared memory).
 agent_pid="${USHER_PIDS[1]}"
-rss_kib="$(awk '/VmRSS/ {print $2}' "/proc/$agent_pid/status" 2>/dev/null || echo 0)"
-hwm_kib="$(awk '/VmHWM/ {print $2}' "/proc/$agent_pid/status" 2>/dev/null || echo 0)"
-echo "usher agent resident memory after that run: $((rss_kib / 1024)) MB (peak $((hwm_kib / 1024)) MB)"
+status_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$agent_pid/status" 2>/dev/null || echo 0; }
+rss_kib="$(status_kib VmRSS)"
+hwm_kib="$(status_kib VmHWM)"
+awk -v n="$records" -v r="$rss_kib" -v h="$hwm_kib" -v a="$(status_kib RssAnon)" -v f="$(status_kib RssFile)" -v s="$(status_kib RssShmem)" 'BEGIN {
+  printf "usher agent resident memory after the %d-record burst: %.1f MB (peak %.1f MB; anonymous %.1f MB, file pages %.1f MB, shared memory %.1f MB)\n", n, r / 1024, h / 1024, a / 1024, f / 1024, s / 1024 }'

@@ -10,7 +10,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Buf;
@@ -31,15 +30,6 @@ pub struct Routing {
     pub endpoints: Vec<(String, usize)>,
     /// Server used when nothing else says.
     pub fallback: Option<usize>,
-}
-
-/// Counters of the receiver.
-#[derive(Debug, Default)]
-pub struct ReceiverStats {
-    pub batches: AtomicU64,
-    pub records: AtomicU64,
-    pub bad: AtomicU64,
-    pub refused: AtomicU64,
 }
 
 fn answer(status: StatusCode, v: serde_json::Value) -> WithStatus<Json> {
@@ -73,7 +63,6 @@ pub fn serve(
     max_body: u64,
     sink: Arc<Mutex<RecordSink>>,
     routing: Routing,
-    stats: Arc<ReceiverStats>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
     if !listen.ip().is_loopback() {
@@ -90,24 +79,21 @@ pub fn serve(
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::body::stream())
         .then(move |tail: warp::path::Tail, auth: Option<String>, body| {
-            let (expected, sink, routing, stats) = (expected.clone(), sink.clone(), routing.clone(), stats.clone());
+            let (expected, sink, routing) = (expected.clone(), sink.clone(), routing.clone());
             async move {
                 if auth.as_deref() != Some(expected.as_str()) {
-                    stats.refused.fetch_add(1, Ordering::Relaxed);
                     return answer(StatusCode::UNAUTHORIZED, json!({"error": "authorization: missing or wrong token"}));
                 }
                 let bytes = match read_capped(body, max_body).await {
                     Ok(b) => b,
                     Err(status) => {
-                        stats.refused.fetch_add(1, Ordering::Relaxed);
-                        return answer(status, json!({"error": format!("body: larger than {max_body} bytes or unreadable")}));
+                            return answer(status, json!({"error": format!("body: larger than {max_body} bytes or unreadable")}));
                     }
                 };
                 let batch = match decode_batch(&bytes) {
                     Ok(b) => b,
                     Err(e) => {
-                        stats.refused.fetch_add(1, Ordering::Relaxed);
-                        return answer(StatusCode::BAD_REQUEST, json!({"error": format!("body: {e}")}));
+                            return answer(StatusCode::BAD_REQUEST, json!({"error": format!("body: {e}")}));
                     }
                 };
                 let named = tail.as_str().trim_matches('/');
@@ -115,7 +101,6 @@ pub fn serve(
                 let by_path = if named.is_empty() { None } else { guard.index(named) };
                 if !named.is_empty() && by_path.is_none() {
                     drop(guard);
-                    stats.refused.fetch_add(1, Ordering::Relaxed);
                     return answer(StatusCode::NOT_FOUND, json!({"error": format!("path: no server named {named}")}));
                 }
                 let mut unknown = 0u64;
@@ -137,9 +122,6 @@ pub fn serve(
                     guard.bad(i, batch.bad as u64);
                 }
                 drop(guard);
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats.records.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-                stats.bad.fetch_add(batch.bad as u64, Ordering::Relaxed);
                 answer(StatusCode::OK, json!({"accepted": batch.records.len() as u64 - unknown, "bad": batch.bad as u64 + unknown}))
             }
         })

@@ -19,7 +19,6 @@ use usher_core::channel::{
     self, AgentCommand, AgentMessage, CommandResult, Hello, ManagerMessage, MAX_FRAME_BYTES,
 };
 
-use crate::lock;
 use crate::outbox::Outbox;
 
 /// The agent pings when it sent nothing for this long.
@@ -125,13 +124,11 @@ async fn session(ctx: &mut ChannelCtx, shutdown: &mut watch::Receiver<bool>) -> 
     })
     .await
     .map_err(|_| "no welcome in time".to_string())??;
-    let mut cursor = {
-        let mut spool = lock(&ctx.outbox.spool);
-        if let Err(e) = spool.ack(stored) {
-            tracing::error!("spool ack failed: {e}");
-        }
-        spool.acked()
-    };
+    let mut cursor = ctx
+        .outbox
+        .ack_and_mark(stored)
+        .await
+        .ok_or("the spool is closed")?;
     ctx.connected.send_replace(true);
     tracing::info!(
         "control channel to {} open; {} messages to send",
@@ -144,7 +141,8 @@ async fn session(ctx: &mut ChannelCtx, shutdown: &mut watch::Receiver<bool>) -> 
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut nonce = 0u64;
     loop {
-        let batch = lock(&ctx.outbox.spool).after(cursor, SEND_TURN);
+        // Read back from the spool (on its thread): at most one turn.
+        let batch = ctx.outbox.after(cursor, SEND_TURN).await;
         let has_more = !batch.is_empty();
         tokio::select! {
             biased;
@@ -161,11 +159,7 @@ async fn session(ctx: &mut ChannelCtx, shutdown: &mut watch::Receiver<bool>) -> 
                 last_rx = Instant::now();
                 match msg {
                     Message::Text(t) => match channel::decode::<ManagerMessage>(&t) {
-                        Ok(ManagerMessage::Ack { seq }) => {
-                            if let Err(e) = lock(&ctx.outbox.spool).ack(seq) {
-                                tracing::error!("spool ack failed: {e}");
-                            }
-                        }
+                        Ok(ManagerMessage::Ack { seq }) => ctx.outbox.ack(seq),
                         Ok(ManagerMessage::Ping { nonce }) => {
                             sink.send(Message::Text(channel::encode(&AgentMessage::Pong { nonce }))).await.map_err(|e| e.to_string())?;
                             last_tx = Instant::now();

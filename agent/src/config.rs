@@ -290,7 +290,7 @@ impl AgentConfig {
             if !s.probe_path.starts_with('/') {
                 return Err(format!("{}: must start with '/'", at("probe_path")));
             }
-            if crate::process::signal_number(&s.stop_signal).is_none() {
+            if crate::signal::signal_number(&s.stop_signal).is_none() {
                 return Err(format!(
                     "{}: unknown signal {}",
                     at("stop_signal"),

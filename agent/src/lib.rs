@@ -1,13 +1,14 @@
-//! usher-agent: the per-host agent.
+//! usher-agent: the per-host agent (see `docs/agent.md`).
 //!
-//! So far it holds the reader side of the record channel: the shared-memory
-//! rings the nginx module writes one record per request into
-//! ([`ring_reader`]), and the `usher-ring-drain` tool built on it.
+//! Record sources ([`ring_reader`], [`batch_receiver`]) feed the record sink
+//! ([`records`]); the task loops ([`tasks`]: rings, probes, reports,
+//! commands, relay) are wired by [`run`]; everything sent goes through the
+//! [`outbox`] into the [`spool`] (on its own thread) and out over the
+//! [`channel`].
 #![deny(unsafe_code)]
 
 pub mod ring_reader;
 
-// The agent proper: one file per collector, the spool, the control channel.
 pub mod batch_receiver;
 pub mod channel;
 pub mod config;
@@ -18,7 +19,9 @@ pub mod probe;
 pub mod process;
 pub mod records;
 pub mod run;
+pub mod signal;
 pub mod spool;
+pub mod tasks;
 mod util;
 
 pub use config::AgentConfig;

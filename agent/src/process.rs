@@ -1,48 +1,69 @@
 //! Process control of local web servers: start the configured command,
 //! stop it with a signal (then KILL after a grace period), restart, report
 //! the PID and notice when a started process exits.
+//!
+//! Children are `tokio::process` children, so waiting for one to exit is a
+//! future, not a polling loop. The table of children sits behind a plain
+//! mutex that is only ever held for a map operation: [`Processes::stop`]
+//! takes the child out of the table, then signals and waits for it without
+//! the lock, so the report loop (which reaps exited children) and the hello
+//! (which lists PIDs) never wait for a stopping server.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
 
 use crate::config::ServerConfig;
+use crate::lock;
+use crate::signal;
+
+pub use crate::signal::signal_number;
 
 /// How long a stopped process may take before it is killed.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// Signal number of a name (`TERM`, `SIGTERM`, ...).
-pub fn signal_number(name: &str) -> Option<i32> {
-    match name.trim_start_matches("SIG") {
-        "HUP" => Some(1),
-        "INT" => Some(2),
-        "QUIT" => Some(3),
-        "KILL" => Some(9),
-        "USR1" => Some(10),
-        "USR2" => Some(12),
-        "TERM" => Some(15),
-        _ => None,
-    }
+/// A child and the PID it was started with (tokio forgets the PID once the
+/// child has been waited for).
+#[derive(Debug)]
+struct Started {
+    child: Child,
+    pid: u32,
 }
 
 /// The processes the agent started.
 #[derive(Debug, Default)]
 pub struct Processes {
-    children: HashMap<String, Child>,
+    children: Mutex<HashMap<String, Started>>,
 }
 
 impl Processes {
     /// PID of a server the agent started and that still runs.
-    pub fn pid(&mut self, name: &str) -> Option<u32> {
-        let child = self.children.get_mut(name)?;
-        match child.try_wait() {
-            Ok(None) => Some(child.id()),
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        let mut children = lock(&self.children);
+        let s = children.get_mut(name)?;
+        match s.child.try_wait() {
+            Ok(None) => Some(s.pid),
             _ => None,
         }
     }
 
+    /// PIDs of every server that runs, by name.
+    pub fn pids(&self) -> HashMap<String, u32> {
+        let mut children = lock(&self.children);
+        children
+            .iter_mut()
+            .filter_map(|(name, s)| {
+                matches!(s.child.try_wait(), Ok(None)).then(|| (name.clone(), s.pid))
+            })
+            .collect()
+    }
+
     /// Starts a server; returns its PID (the running one if already up).
-    pub fn start(&mut self, server: &ServerConfig) -> Result<u32, String> {
+    /// Needs a tokio runtime (the child's exit is watched by it).
+    pub fn start(&self, server: &ServerConfig) -> Result<u32, String> {
         if let Some(pid) = self.pid(&server.name) {
             return Ok(pid);
         }
@@ -57,59 +78,64 @@ impl Processes {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| format!("server {}: cannot start {prog}: {e}", server.name))?;
-        let pid = child.id();
-        self.children.insert(server.name.clone(), child);
+        let pid = child
+            .id()
+            .ok_or_else(|| format!("server {}: exited at once", server.name))?;
+        lock(&self.children).insert(server.name.clone(), Started { child, pid });
         Ok(pid)
     }
 
     /// Stops a server with `signal` (default: its `stop_signal`), waits for
-    /// it to exit (KILL after the grace period); returns the old PID.
-    pub async fn stop(
-        &mut self,
+    /// it to exit (KILL after the grace period); returns the old PID. The
+    /// table is not locked while it waits.
+    pub async fn stop(&self, server: &ServerConfig, signal: Option<&str>) -> Result<u32, String> {
+        self.stop_within(server, signal, GRACE).await
+    }
+
+    async fn stop_within(
+        &self,
         server: &ServerConfig,
         signal: Option<&str>,
+        grace: Duration,
     ) -> Result<u32, String> {
-        let Some(mut child) = self.children.remove(&server.name) else {
+        let sig_name = signal.unwrap_or(&server.stop_signal);
+        let sig = signal::signal(sig_name).ok_or_else(|| format!("signal: unknown {sig_name}"))?;
+        let Some(Started { mut child, pid }) = lock(&self.children).remove(&server.name) else {
             return Err(format!("server {}: not started by this agent", server.name));
         };
-        let pid = child.id();
         if let Ok(Some(_)) = child.try_wait() {
             return Ok(pid);
         }
-        let sig = signal.unwrap_or(&server.stop_signal);
-        let num = signal_number(sig).ok_or_else(|| format!("signal: unknown {sig}"))?;
-        send_signal(pid, num)?;
-        let started = Instant::now();
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) => return Ok(pid),
-                Ok(None) if started.elapsed() > GRACE => {
-                    if let Err(e) = child.kill() {
-                        tracing::warn!("server {}: kill failed: {e}", server.name);
-                    }
-                    if let Err(e) = child.wait() {
-                        tracing::warn!("server {}: wait failed: {e}", server.name);
-                    }
-                    return Ok(pid);
+        signal::send(pid, sig)?;
+        match tokio::time::timeout(grace, child.wait()).await {
+            Ok(Ok(_)) => Ok(pid),
+            Ok(Err(e)) => Err(format!("server {}: wait failed: {e}", server.name)),
+            Err(_) => {
+                tracing::warn!(
+                    "server {}: still running {grace:?} after {sig_name}; killing it",
+                    server.name
+                );
+                if let Err(e) = child.kill().await {
+                    tracing::warn!("server {}: kill failed: {e}", server.name);
                 }
-                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
-                Err(e) => return Err(format!("server {}: wait failed: {e}", server.name)),
+                Ok(pid)
             }
         }
     }
 
     /// Stops (if running) and starts again; returns the new PID.
-    pub async fn restart(&mut self, server: &ServerConfig) -> Result<u32, String> {
-        if self.children.contains_key(&server.name) {
+    pub async fn restart(&self, server: &ServerConfig) -> Result<u32, String> {
+        let started = lock(&self.children).contains_key(&server.name);
+        if started {
             self.stop(server, None).await?;
         }
         self.start(server)
     }
 
     /// Servers whose process exited on its own since the last call.
-    pub fn reap(&mut self) -> Vec<(String, String)> {
+    pub fn reap(&self) -> Vec<(String, String)> {
         let mut gone = Vec::new();
-        self.children.retain(|name, child| match child.try_wait() {
+        lock(&self.children).retain(|name, s| match s.child.try_wait() {
             Ok(Some(status)) => {
                 gone.push((name.clone(), status.to_string()));
                 false
@@ -120,28 +146,15 @@ impl Processes {
     }
 
     /// Stops everything (agent shutdown).
-    pub async fn stop_all(&mut self, servers: &[ServerConfig]) {
+    pub async fn stop_all(&self, servers: &[ServerConfig]) {
         for s in servers {
-            if self.children.contains_key(&s.name) {
+            let started = lock(&self.children).contains_key(&s.name);
+            if started {
                 if let Err(e) = self.stop(s, None).await {
                     tracing::warn!("{e}");
                 }
             }
         }
-    }
-}
-
-/// Sends a signal with the system's `kill` (no unsafe code needed).
-fn send_signal(pid: u32, num: i32) -> Result<(), String> {
-    let status = Command::new("kill")
-        .arg(format!("-{num}"))
-        .arg(pid.to_string())
-        .status()
-        .map_err(|e| format!("kill {pid}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("kill -{num} {pid}: {status}"))
     }
 }
 
@@ -160,7 +173,7 @@ mod tests {
     #[tokio::test]
     async fn start_stop_restart_and_reap() {
         let s = sleeper();
-        let mut p = Processes::default();
+        let p = Processes::default();
         let pid = p.start(&s).expect("start");
         assert_eq!(p.pid("s"), Some(pid));
         assert_eq!(p.start(&s).expect("again"), pid, "already running");
@@ -176,5 +189,34 @@ mod tests {
         assert_eq!(p.reap().len(), 1);
         assert_eq!(signal_number("SIGTERM"), Some(15));
         assert_eq!(signal_number("BOGUS"), None);
+    }
+
+    #[tokio::test]
+    async fn a_slow_stop_does_not_hold_the_table() {
+        let mut s = sleeper();
+        // Ignores TERM: only the KILL after the grace period ends it.
+        s.start = vec![
+            "sh".into(),
+            "-c".into(),
+            "trap '' TERM; sleep 30 & wait; sleep 30".into(),
+        ];
+        let p = std::sync::Arc::new(Processes::default());
+        let pid = p.start(&s).expect("start");
+        // Give the shell time to set its trap.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stopping = {
+            let (p, s) = (p.clone(), s.clone());
+            tokio::spawn(async move {
+                p.stop_within(&s, Some("TERM"), Duration::from_millis(800))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // While the stop waits, the table answers at once.
+        assert!(!stopping.is_finished());
+        assert!(p.pids().is_empty());
+        assert!(p.reap().is_empty());
+        assert_eq!(stopping.await.expect("task"), Ok(pid));
+        assert_eq!(p.pid("s"), None);
     }
 }

@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
-use memmap2::MmapMut;
+use memmap2::{MmapMut, UncheckedAdvice};
 use usher_core::ring::{RingArea, RingError, RingStats};
 use usher_core::RequestRecord;
 
@@ -148,6 +148,23 @@ impl RingReader {
         n
     }
 
+    /// Lets go of the pages of the file this reader touched: the kernel
+    /// takes them out of this process's resident set but keeps the file's
+    /// contents, and the next read faults them back in. A reader calls it
+    /// after draining a lot, so a burst that went through the ring does not
+    /// stay resident in the reader (the pages belong to the ring, which the
+    /// web server keeps anyway).
+    pub fn release(&self) -> std::io::Result<()> {
+        // SAFETY: the mapping is a shared mapping of a file (see `open`).
+        // For such a mapping MADV_DONTNEED only drops this process's page
+        // table entries: the next access to a page maps the file's current
+        // contents again, so no word read through `words` changes value
+        // because of it, and the mapping itself (which the returned area
+        // views borrow) stays in place. Writes by other processes are in
+        // the file, not in the dropped entries, so none is lost.
+        unsafe { self.map.unchecked_advise(UncheckedAdvice::DontNeed) }
+    }
+
     /// Records written and dropped by the producers, summed over all rings.
     pub fn stats(&self) -> RingStats {
         let mut total = RingStats::default();
@@ -219,10 +236,17 @@ mod tests {
         let mut got = Vec::new();
         let counts = reader.drain(|r| got.push(r));
         assert_eq!(counts, DrainCounts { records: 2, bad: 1 });
-        assert_eq!(got, vec![rec.clone(), rec]);
+        assert_eq!(got, vec![rec.clone(), rec.clone()]);
         assert_eq!(reader.stats().written, 3);
         assert!(!reader.replaced());
         assert_eq!(reader.drain(|_| {}), DrainCounts::default());
+        // Released pages come back with the file's contents.
+        reader.release().expect("release");
+        assert!(area.ring(0).expect("ring 0").push(&bytes));
+        assert_eq!(reader.stats().written, 4);
+        let mut again = Vec::new();
+        assert_eq!(reader.drain(|r| again.push(r)).records, 1);
+        assert_eq!(again, vec![rec]);
     }
 
     #[test]

@@ -10,10 +10,17 @@
 //! report, `b` record batch), and `spool.acked` holding the highest
 //! acknowledged sequence number. A torn last line (crash while writing) is
 //! ignored.
+//!
+//! The frames live on disk only: in memory the spool keeps an index (sequence
+//! number, kind, where the frame is in the file), about 32 bytes a message,
+//! so a full 64 MiB spool costs the agent's memory next to nothing. Frames
+//! are read back when they are sent. All of this is blocking file I/O: the
+//! agent runs a [`Spool`] on a thread of its own (see [`crate::outbox`]).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Kind of a spooled message (what goes first when the spool is full).
@@ -51,12 +58,22 @@ pub struct Entry {
     pub frame: String,
 }
 
-/// The spool (wrap in a mutex; every call is short).
+/// Where one message's frame is in `spool.log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    seq: u64,
+    kind: Kind,
+    /// Byte offset of the frame (after `<seq> <kind> `).
+    offset: u64,
+    len: u32,
+}
+
+/// The spool. Every call does blocking file I/O: own it from one thread.
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
     file: File,
-    entries: VecDeque<Entry>,
+    slots: VecDeque<Slot>,
     bytes: u64,
     file_bytes: u64,
     max_bytes: u64,
@@ -69,8 +86,18 @@ pub struct Spool {
 const LOG: &str = "spool.log";
 const ACKED: &str = "spool.acked";
 
-fn line_len(e: &Entry) -> u64 {
-    (e.frame.len() + 24) as u64
+/// What a message counts against the bound (its line plus bookkeeping).
+fn slot_len(s: &Slot) -> u64 {
+    u64::from(s.len) + 24
+}
+
+/// Writes one line; returns the frame's offset relative to the line start.
+fn write_line(out: &mut impl Write, seq: u64, kind: Kind, frame: &[u8]) -> std::io::Result<u64> {
+    let head = format!("{seq} {} ", kind.tag());
+    out.write_all(head.as_bytes())?;
+    out.write_all(frame)?;
+    out.write_all(b"\n")?;
+    Ok(head.len() as u64)
 }
 
 impl Spool {
@@ -81,31 +108,38 @@ impl Spool {
             .ok()
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(0);
-        let mut entries = VecDeque::new();
+        let mut slots = VecDeque::new();
         let mut last_seq = acked;
         if let Ok(f) = File::open(dir.join(LOG)) {
+            let mut pos = 0u64;
             for line in BufReader::new(f).lines() {
                 let Ok(line) = line else { break };
+                let line_start = pos;
+                pos += line.len() as u64 + 1;
                 let mut parts = line.splitn(3, ' ');
-                let (Some(seq), Some(kind), Some(frame)) =
+                let (Some(seq_text), Some(kind), Some(frame)) =
                     (parts.next(), parts.next(), parts.next())
                 else {
                     break;
                 };
-                let (Ok(seq), Some(kind)) = (seq.parse::<u64>(), Kind::from_tag(kind)) else {
+                let (Ok(seq), Some(kind)) = (seq_text.parse::<u64>(), Kind::from_tag(kind)) else {
                     break;
                 };
                 // A torn line fails to parse as a whole frame on the far
                 // side; check the JSON here so it is dropped instead.
-                if serde_json::from_str::<serde_json::Value>(frame).is_err() {
+                if serde_json::from_str::<serde::de::IgnoredAny>(frame).is_err() {
                     break;
                 }
                 last_seq = last_seq.max(seq);
                 if seq > acked {
-                    entries.push_back(Entry {
+                    let Ok(len) = u32::try_from(frame.len()) else {
+                        break;
+                    };
+                    slots.push_back(Slot {
                         seq,
                         kind,
-                        frame: frame.to_string(),
+                        offset: line_start + (line.len() - frame.len()) as u64,
+                        len,
                     });
                 }
             }
@@ -114,11 +148,12 @@ impl Spool {
             dir: dir.to_path_buf(),
             file: OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(dir.join(LOG))?,
-            bytes: entries.iter().map(line_len).sum(),
+            bytes: slots.iter().map(slot_len).sum(),
             file_bytes: 0,
-            entries,
+            slots,
             max_bytes: max_bytes.max(4096),
             next_seq: last_seq + 1,
             acked,
@@ -134,12 +169,23 @@ impl Spool {
         let seq = self.next_seq;
         self.next_seq += 1;
         let frame = make(seq);
-        let entry = Entry { seq, kind, frame };
-        let line = format!("{} {} {}\n", seq, kind.tag(), entry.frame);
-        self.file.write_all(line.as_bytes())?;
+        let len = u32::try_from(frame.len()).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame above 4 GiB")
+        })?;
+        // One write call per line: a crash leaves at most a torn last line.
+        let mut line = Vec::with_capacity(frame.len() + 24);
+        let head = write_line(&mut line, seq, kind, frame.as_bytes())?;
+        drop(frame);
+        self.file.write_all(&line)?;
+        let slot = Slot {
+            seq,
+            kind,
+            offset: self.file_bytes + head,
+            len,
+        };
         self.file_bytes += line.len() as u64;
-        self.bytes += line_len(&entry);
-        self.entries.push_back(entry);
+        self.bytes += slot_len(&slot);
+        self.slots.push_back(slot);
         if self.bytes > self.max_bytes {
             self.shed()?;
         }
@@ -152,9 +198,9 @@ impl Spool {
             return Ok(());
         }
         self.acked = seq;
-        while self.entries.front().is_some_and(|e| e.seq <= seq) {
-            if let Some(e) = self.entries.pop_front() {
-                self.bytes -= line_len(&e);
+        while self.slots.front().is_some_and(|s| s.seq <= seq) {
+            if let Some(s) = self.slots.pop_front() {
+                self.bytes -= slot_len(&s);
             }
         }
         let tmp = self.dir.join("spool.acked.tmp");
@@ -167,25 +213,52 @@ impl Spool {
         Ok(())
     }
 
-    /// Up to `max` entries after `seq`, in order (cloned, to send).
+    /// Up to `max` entries after `seq`, in order, read back from the file
+    /// (to send). A read error is logged and ends the list early; the
+    /// caller asks again later.
     pub fn after(&self, seq: u64, max: usize) -> Vec<Entry> {
-        let start = self.entries.partition_point(|e| e.seq <= seq);
-        self.entries.iter().skip(start).take(max).cloned().collect()
+        let start = self.slots.partition_point(|s| s.seq <= seq);
+        let mut out = Vec::new();
+        for slot in self.slots.iter().skip(start).take(max) {
+            match self.read(slot) {
+                Ok(frame) => out.push(Entry {
+                    seq: slot.seq,
+                    kind: slot.kind,
+                    frame,
+                }),
+                Err(e) => {
+                    tracing::error!("spool: reading message {}: {e}", slot.seq);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn read(&self, slot: &Slot) -> std::io::Result<String> {
+        let mut buf = vec![0u8; slot.len as usize];
+        self.file.read_exact_at(&mut buf, slot.offset)?;
+        String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
     /// Unacknowledged messages.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     /// True when everything was acknowledged.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slots.is_empty()
     }
 
     /// Highest acknowledged sequence number.
     pub fn acked(&self) -> u64 {
         self.acked
+    }
+
+    /// Highest sequence number handed out (0: none yet).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
     }
 
     /// Flushes the file to disk.
@@ -198,35 +271,47 @@ impl Spool {
     fn shed(&mut self) -> std::io::Result<()> {
         let goal = self.max_bytes / 4 * 3;
         for pass in [false, true] {
-            let mut keep = VecDeque::with_capacity(self.entries.len());
-            while let Some(e) = self.entries.pop_front() {
-                if self.bytes > goal && (pass || e.kind != Kind::Event) {
-                    self.bytes -= line_len(&e);
+            let mut keep = VecDeque::with_capacity(self.slots.len());
+            while let Some(s) = self.slots.pop_front() {
+                if self.bytes > goal && (pass || s.kind != Kind::Event) {
+                    self.bytes -= slot_len(&s);
                     self.dropped += 1;
                 } else {
-                    keep.push_back(e);
+                    keep.push_back(s);
                 }
             }
-            self.entries = keep;
+            self.slots = keep;
         }
         tracing::warn!("spool full: {} messages dropped so far", self.dropped);
         self.rewrite()
     }
 
-    /// Writes the live entries to a new file and renames it over the log.
+    /// Copies the live messages to a new file, frame by frame (never the
+    /// whole spool in memory), and renames it over the log.
     fn rewrite(&mut self) -> std::io::Result<()> {
         let tmp = self.dir.join("spool.log.tmp");
         let mut f = std::io::BufWriter::new(File::create(&tmp)?);
         let mut n = 0u64;
-        for e in &self.entries {
-            let line = format!("{} {} {}\n", e.seq, e.kind.tag(), e.frame);
-            n += line.len() as u64;
-            f.write_all(line.as_bytes())?;
+        let mut buf = Vec::new();
+        let mut moved = VecDeque::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            buf.resize(slot.len as usize, 0);
+            self.file.read_exact_at(&mut buf, slot.offset)?;
+            let head = write_line(&mut f, slot.seq, slot.kind, &buf)?;
+            moved.push_back(Slot {
+                offset: n + head,
+                ..*slot
+            });
+            n += head + buf.len() as u64 + 1;
         }
         f.flush()?;
         drop(f);
         std::fs::rename(&tmp, self.dir.join(LOG))?;
-        self.file = OpenOptions::new().append(true).open(self.dir.join(LOG))?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(self.dir.join(LOG))?;
+        self.slots = moved;
         self.file_bytes = n;
         Ok(())
     }
@@ -309,6 +394,42 @@ mod tests {
         assert_eq!(
             Spool::open(dir.path(), 8192).expect("reopen").len(),
             kept.len()
+        );
+    }
+
+    #[test]
+    fn frames_stay_on_disk_and_survive_compaction() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Spool::open(dir.path(), 64 << 20).expect("open");
+        let big = |seq: u64| {
+            format!(
+                "{{\"v\":1,\"msg\":{{\"seq\":{seq},\"pad\":\"{}\"}}}}",
+                "x".repeat(1000)
+            )
+        };
+        for _ in 0..3000 {
+            s.push(Kind::Records, big).expect("push");
+        }
+        assert_eq!(s.after(10, 1)[0].frame, big(11));
+        // Acknowledging most of it compacts the file; the rest reads back.
+        s.ack(2900).expect("ack");
+        let size = std::fs::metadata(dir.path().join(LOG)).expect("log").len();
+        assert!(size < 200 * 1100, "compacted to {size} bytes");
+        let rest = s.after(2900, 1000);
+        assert_eq!(rest.len(), 100);
+        assert!(rest.iter().all(|e| e.frame == big(e.seq)));
+        // Appends after the compaction land where the index says.
+        let seq = s.push(Kind::Event, frame).expect("push");
+        assert_eq!(s.after(seq - 1, 1)[0].frame, frame(seq));
+        drop(s);
+        let s = Spool::open(dir.path(), 64 << 20).expect("reopen");
+        assert_eq!(s.len(), 101);
+        assert_eq!(
+            s.after(2999, 5)
+                .iter()
+                .map(|e| e.frame.clone())
+                .collect::<Vec<_>>(),
+            vec![big(3000), frame(3001)]
         );
     }
 }
