@@ -344,6 +344,50 @@ fn agent_and_manager_close_the_loop() {
     })
     .expect("5xx counted");
 
+    // The agents' probes are in the log but hidden unless asked for (seq
+    // numbers far from the agent's own, so its queue estimate ignores them).
+    let probes: Vec<RequestRecord> = (0..10)
+        .map(|i| RequestRecord {
+            method: Some("GET".into()),
+            request_line: Some(format!(
+                "GET /health?usher-probe={} HTTP/1.1",
+                900_000_000 + i
+            )),
+            content_path: Some("/health".into()),
+            status: Some(200),
+            start_time_us: Some(2_000_000 + i),
+            processing_time_us: Some(100),
+            ..Default::default()
+        })
+        .collect();
+    let (status, body) = post(&encode_batch(&probes, FieldMask::ALL), "rtok");
+    assert_eq!(status, 200, "{body}");
+    let count = |q: &str| {
+        api(
+            mport,
+            &format!("/api/v1/requests?server=web1&limit=10000{q}"),
+            admin,
+        )
+        .as_array()
+        .map_or(0, Vec::len)
+    };
+    eventually(Duration::from_secs(5), || count("&probes=true") == 260)
+        .expect("probes in the request log");
+    assert_eq!(count(""), 250, "probes hidden by default");
+    assert_eq!(count("&path=/health"), 0);
+    assert_eq!(count("&path=/health&probes=true"), 10);
+
+    // The agent is heard all the time (reports every 200 ms), not only
+    // when it said hello.
+    let agents = api(mport, "/api/v1/agents", admin);
+    let age = agents[0]["last_heard_age_secs"]
+        .as_f64()
+        .expect("last heard");
+    assert!(age < 1.0, "last heard {age}s ago: {agents}");
+    let heard_us = agents[0]["last_heard_unix"].as_f64().expect("unix") * 1e6;
+    let hello_us = agents[0]["last_seen_us"].as_f64().expect("hello");
+    assert!(heard_us >= hello_us - 1000.0, "{agents}");
+
     // The agent listens only on loopback.
     let ss = std::process::Command::new("ss")
         .args(["-ltnp"])

@@ -1,6 +1,7 @@
 //! `usher ctl` end to end against the real control plane: tables, JSON,
-//! every change command, and clear errors (unreachable, 401, 404) with a
-//! non-zero exit code.
+//! every change command, and clear errors (unreachable, 401, 404, not the
+//! admin API, empty token file) with a non-zero exit code; and the admin
+//! API's index of routes.
 
 mod cp_common;
 
@@ -21,6 +22,19 @@ fn ok(o: Output) -> String {
     let (out, err) = text(&o);
     assert!(o.status.success(), "usher ctl failed: {err}\n{out}");
     out
+}
+
+/// The cells of the table row that starts with `name` (cells are two or
+/// more spaces apart).
+fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no row {name}: {table}"))
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 fn fails(o: Output) -> String {
@@ -51,20 +65,84 @@ fn ctl_drives_the_control_plane() {
         "{apps}"
     );
     let servers = ok(cp.ctl(&["servers"]));
-    assert!(
-        servers
-            .lines()
-            .any(|l| l.starts_with("a ") && l.contains("5000")),
+    let header: Vec<&str> = servers
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "APP", "STATE", "WEIGHT", "LOAD", "AGE", "CAP", "URL"],
         "{servers}"
     );
+    let a = row(&servers, "a");
+    assert_eq!(a[..3], ["a", "shop", "ok"], "{servers}");
+    assert!(a[3].ends_with('%'), "WEIGHT is a share: {servers}");
+    assert_eq!(a[6..], ["5", "http://127.0.0.1:20301"], "{servers}");
 
+    // Pointed at the front door instead of the admin API: said plainly.
+    let o = Command::new(usher_bin())
+        .args([
+            "ctl",
+            "--url",
+            &format!("http://127.0.0.1:{front}"),
+            "servers",
+        ])
+        .env("USHER_TOKEN", &cp.token)
+        .output()
+        .expect("run");
+    let err = fails(o);
+    assert!(
+        err.contains(&format!(
+            "http://127.0.0.1:{front} is not an usher admin API (HTTP 302"
+        )),
+        "{err}"
+    );
+
+    // Operator loads: pinned until cleared, or for a while.
     let out = ok(cp.ctl(&["server", "load", "a", "1500"]));
-    assert!(out.contains("load 1500"), "{out}");
+    assert_eq!(out.trim(), "a pinned at 1500 until cleared");
     let j: serde_json::Value =
         serde_json::from_str(&ok(cp.ctl(&["--json", "servers"]))).expect("json");
     assert_eq!(j[0]["name"], "a");
     assert_eq!(j[0]["dynamic_load"], 1500);
-    assert_eq!(j[0]["load_metric"], 1500.0);
+    assert_eq!(j[0]["state"], "pinned", "{j}");
+    assert_eq!(j[0]["pinned"]["value"], 1500, "{j}");
+    assert!(j[0]["pinned"]["until_unix"].is_null(), "{j}");
+    let servers = ok(cp.ctl(&["servers"]));
+    let a = row(&servers, "a");
+    assert_eq!(
+        (a[2], a[4], a[5]),
+        ("pinned", "1500", "pinned"),
+        "{servers}"
+    );
+    let out = ok(cp.ctl(&["server", "load", "a", "1500", "--for", "5m"]));
+    assert_eq!(out.trim(), "a pinned at 1500 for 5m");
+    let until = cp.api_ok("GET", "/api/v1/servers/a", None)["pinned"]["until_unix"].as_f64();
+    assert!(until.is_some(), "a pin for 5m has an end");
+    let servers = ok(cp.ctl(&["servers"]));
+    let age = row(&servers, "a")[5];
+    assert!(
+        age == "pinned, 4m left" || age == "pinned, 5m left",
+        "{servers}"
+    );
+    // One scale: capacity 5 (5000) at 1500/10000 of full speed.
+    assert_eq!(j[0]["load_metric"], 750.0);
+
+    let out = ok(cp.ctl(&["server", "load", "a", "--clear"]));
+    assert_eq!(out.trim(), "a: pin cleared");
+    let a = cp.api_ok("GET", "/api/v1/servers/a", None);
+    assert!(a["pinned"].is_null(), "{a}");
+    assert_eq!(a["state"], "ok", "{a}");
+    let err = fails(cp.ctl(&["server", "load", "a", "1500", "--for", "soon"]));
+    assert!(err.contains("--for: not a duration"), "{err}");
+
+    // The request log, with and without the agents' probes (none here).
+    ok(cp.ctl(&["requests", "--probes"]));
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(cp.ctl(&["--json", "requests", "--probes"]))).expect("json");
+    assert!(j.is_array(), "{j}");
 
     ok(cp.ctl(&["server", "disable", "a"]));
     for _ in 0..20 {
@@ -173,6 +251,21 @@ fn ctl_errors_are_clear() {
         .output()
         .expect("run");
     assert!(ok(o).starts_with("NAME"));
+    // An empty token file.
+    let empty = cp.dir.path().join("empty.token");
+    std::fs::write(&empty, "\n").expect("write");
+    let o = Command::new(usher_bin())
+        .args(["ctl", "--url", &cp.admin_url(), "--token-file"])
+        .arg(&empty)
+        .arg("apps")
+        .env_remove("USHER_TOKEN")
+        .output()
+        .expect("run");
+    let err = fails(o);
+    assert!(
+        err.contains(&format!("token file {} is empty", empty.display())),
+        "{err}"
+    );
     // No token at all.
     let o = Command::new(usher_bin())
         .args(["ctl", "--url", &cp.admin_url(), "apps"])
@@ -205,4 +298,43 @@ fn ctl_errors_are_clear() {
     // 404 for an unknown app.
     let err = fails(cp.ctl(&["app", "disable", "ghost"]));
     assert!(err.contains("no app named \"ghost\""), "{err}");
+}
+
+#[test]
+fn the_api_index_lists_every_route() {
+    let cp = ControlPlane::start("", &[]);
+    for path in ["/api/v1/", "/api/v1"] {
+        let v = cp.api_ok("GET", path, None);
+        let routes = v["routes"].as_array().expect("routes");
+        for want in ["/api/v1/servers", "/api/v1/events", "/api/v1/requests"] {
+            assert!(
+                routes
+                    .iter()
+                    .any(|r| r["method"] == "GET" && r["path"] == want),
+                "{want} missing: {v}"
+            );
+        }
+        let r = call(http().get(&format!("{}{path}", cp.admin_url())), None);
+        assert_eq!(r.status, 401, "{path} without the token");
+    }
+    // Every listed route exists (whatever it says about an empty body or
+    // a missing name, it is not "no such route").
+    let v = cp.api_ok("GET", "/api/v1/", None);
+    for r in v["routes"].as_array().expect("routes") {
+        let method = r["method"].as_str().expect("method");
+        let path = r["path"].as_str().expect("path");
+        assert!(!r["what"].as_str().unwrap_or_default().is_empty(), "{r}");
+        if path.ends_with("/agent/channel") {
+            continue; // a WebSocket with the agent token: agent_channel.rs
+        }
+        let path = path.replace("{name}", "nosuch");
+        let body = (method != "GET" && method != "DELETE").then_some("{}");
+        let res = cp.api(method, &path, body);
+        assert!(
+            !res.body.contains("no such route") && res.status != 405,
+            "{method} {path}: {} {}",
+            res.status,
+            res.body
+        );
+    }
 }

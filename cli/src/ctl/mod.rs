@@ -3,7 +3,7 @@
 mod client;
 mod output;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -31,7 +31,7 @@ pub struct CtlArgs {
 enum What {
     /// List applications.
     Apps,
-    /// List servers with their loads and load metrics.
+    /// List servers: state, share of new users, load and its age.
     Servers,
     /// List web server interfaces and their last push.
     Wsis,
@@ -49,7 +49,8 @@ enum What {
         #[command(flatten)]
         limit: Limit,
     },
-    /// Registered agents, whether connected, and their servers' status.
+    /// Registered agents, whether connected, when last heard, and their
+    /// servers' status.
     Agents {
         #[command(flatten)]
         limit: Limit,
@@ -82,7 +83,7 @@ enum What {
         #[command(flatten)]
         limit: Limit,
     },
-    /// The request log, newest first.
+    /// The request log, newest first (without the agents' probes).
     Requests {
         #[arg(long)]
         server: Option<String>,
@@ -95,6 +96,9 @@ enum What {
         /// Only since this long ago: 90s, 10m, 2h, 1d (or a Unix time in µs).
         #[arg(long)]
         since: Option<String>,
+        /// Include the agents' health probes (`usher-probe=<n>` requests).
+        #[arg(long)]
+        probes: bool,
         #[command(flatten)]
         limit: Limit,
     },
@@ -107,9 +111,24 @@ struct Limit {
     limit: u32,
 }
 
+/// A duration in whole seconds: `90`, `90s`, `5m`, `2h`, `1d`.
+fn duration_secs(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().ok()?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit_secs)
+}
+
 /// `--since`: a duration back from now (`90s`, `10m`, `2h`, `1d`, plain
 /// seconds) or, when it has 13+ digits, a Unix time in microseconds.
-fn since_us(text: &str) -> Result<u64, CtlError> {
+fn since_us(text: &str, now_us: u64) -> Result<u64, CtlError> {
     let t = text.trim();
     let bad = || {
         CtlError::Local(format!(
@@ -119,20 +138,30 @@ fn since_us(text: &str) -> Result<u64, CtlError> {
     if t.len() >= 13 && t.bytes().all(|b| b.is_ascii_digit()) {
         return t.parse().map_err(|_| bad());
     }
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(bad()),
-    };
-    let now = std::time::SystemTime::now()
+    let secs = duration_secs(t).ok_or_else(bad)?;
+    Ok(now_us.saturating_sub(secs.saturating_mul(1_000_000)))
+}
+
+/// `--for`: how long a pinned load holds, more than zero seconds; with the
+/// duration as the operator wrote it (`90` reads `90s`).
+fn pin_secs(text: &str) -> Result<(u64, String), CtlError> {
+    let t = text.trim();
+    match duration_secs(t) {
+        Some(0) => Err(CtlError::Local(
+            "--for: must be longer than 0s (or leave it out to pin until --clear)".into(),
+        )),
+        Some(s) if t.bytes().all(|b| b.is_ascii_digit()) => Ok((s, format!("{t}s"))),
+        Some(s) => Ok((s, t.to_string())),
+        None => Err(CtlError::Local(format!(
+            "--for: not a duration like 90, 90s, 5m, 1h: {text:?}"
+        ))),
+    }
+}
+
+fn now() -> std::time::Duration {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
-    Ok(now.saturating_sub(secs.saturating_mul(1_000_000)))
+        .unwrap_or_default()
 }
 
 /// Builds `path?k=v&…` from the parameters that are set.
@@ -192,11 +221,19 @@ enum ServerCmd {
     Enable { name: String },
     /// Take a server out of rotation.
     Disable { name: String },
-    /// Set the dynamic load value L (0..10000, 10000 = idle).
+    /// Pin the dynamic load value L (0..10000, 10000 = idle): measurements
+    /// are kept but not applied until `--clear` or the end of `--for`.
     Load {
         name: String,
         /// 0..10000; higher means more spare capacity.
-        value: u32,
+        #[arg(required_unless_present = "clear")]
+        value: Option<u32>,
+        /// Pin only this long: 90, 90s, 5m, 1h (default: until --clear).
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "clear")]
+        for_: Option<String>,
+        /// Clear the pin: the measured value applies again.
+        #[arg(long, conflicts_with = "value")]
+        clear: bool,
     },
     /// Order the server's WSI to redirect users to another server or to
     /// `front-door`; `--off` cancels the order.
@@ -253,15 +290,33 @@ enum WsiCmd {
 }
 
 fn token(args: &CtlArgs) -> Result<String, CtlError> {
-    if let Some(path) = &args.token_file {
+    read_token(
+        args.token_file.as_deref(),
+        std::env::var("USHER_TOKEN").ok(),
+    )
+}
+
+/// The admin token from the file when given, else from `USHER_TOKEN`.
+fn read_token(file: Option<&Path>, env: Option<String>) -> Result<String, CtlError> {
+    if let Some(path) = file {
         let t = std::fs::read_to_string(path).map_err(|e| {
             CtlError::Local(format!("cannot read token file {}: {e}", path.display()))
         })?;
-        return Ok(t.trim().to_string());
+        let t = t.trim();
+        if t.is_empty() {
+            return Err(CtlError::Local(format!(
+                "token file {} is empty (the control plane writes it as <data_dir>/admin.token)",
+                path.display()
+            )));
+        }
+        return Ok(t.to_string());
     }
-    match std::env::var("USHER_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
-        _ => Err(CtlError::Local(
+    match env {
+        Some(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        Some(_) => Err(CtlError::Local(
+            "USHER_TOKEN is empty: set it to the contents of <data_dir>/admin.token".into(),
+        )),
+        None => Err(CtlError::Local(
             "no admin token: pass --token-file <data_dir>/admin.token or set USHER_TOKEN".into(),
         )),
     }
@@ -322,7 +377,10 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
             kind,
             limit,
         } => {
-            let from = since.as_deref().map(since_us).transpose()?;
+            let from = since
+                .as_deref()
+                .map(|t| since_us(t, now().as_micros() as u64))
+                .transpose()?;
             let path = query(
                 "/events",
                 &[
@@ -340,7 +398,10 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
             since,
             limit,
         } => {
-            let from = since.as_deref().map(since_us).transpose()?;
+            let from = since
+                .as_deref()
+                .map(|t| since_us(t, now().as_micros() as u64))
+                .transpose()?;
             let path = query(
                 "/metrics",
                 &[
@@ -357,9 +418,13 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
             status,
             path,
             since,
+            probes,
             limit,
         } => {
-            let from = since.as_deref().map(since_us).transpose()?;
+            let from = since
+                .as_deref()
+                .map(|t| since_us(t, now().as_micros() as u64))
+                .transpose()?;
             let p = query(
                 "/requests",
                 &[
@@ -367,6 +432,7 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
                     ("status", status.map(|s| s.to_string())),
                     ("path", path.clone()),
                     ("from_us", from.map(|v| v.to_string())),
+                    ("probes", probes.then(|| "true".to_string())),
                     ("limit", Some(limit.limit.to_string())),
                 ],
             );
@@ -424,17 +490,31 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
                 c.call("POST", &format!("/servers/{}/disable", seg(name)), None)?,
                 Show::Line(format!("server {name} disabled")),
             ),
-            ServerCmd::Load { name, value } => {
-                let v = c.call(
-                    "PUT",
-                    &format!("/servers/{}/load", seg(name)),
-                    Some(&json!({"value": value})),
-                )?;
-                let lm = v.get("load_metric").cloned().unwrap_or(Value::Null);
-                (
-                    v,
-                    Show::Line(format!("server {name}: load {value}, load metric {lm}")),
-                )
+            ServerCmd::Load {
+                name,
+                value,
+                for_,
+                clear,
+            } => {
+                let path = format!("/servers/{}/load", seg(name));
+                match value {
+                    Some(value) if !clear => {
+                        let pin = for_.as_deref().map(pin_secs).transpose()?;
+                        let mut body = json!({"value": value});
+                        let line = match pin {
+                            Some((secs, text)) => {
+                                body["for_secs"] = json!(secs);
+                                format!("{name} pinned at {value} for {text}")
+                            }
+                            None => format!("{name} pinned at {value} until cleared"),
+                        };
+                        (c.call("PUT", &path, Some(&body))?, Show::Line(line))
+                    }
+                    _ => (
+                        c.call("DELETE", &path, None)?,
+                        Show::Line(format!("{name}: pin cleared")),
+                    ),
+                }
             }
             ServerCmd::Redirect { name, target, off } => {
                 let t = if *off { Value::Null } else { json!(target) };
@@ -509,17 +589,18 @@ pub fn main(args: CtlArgs) -> ExitCode {
                     serde_json::to_string_pretty(&value).unwrap_or_default()
                 );
             } else {
-                match show {
+                let text = match show {
                     Show::Apps => output::apps(&value),
-                    Show::Servers => output::servers(&value),
+                    Show::Servers => output::servers(&value, now().as_secs_f64()),
                     Show::Wsis => output::wsis(&value),
                     Show::Hosts => output::hosts(&value),
                     Show::Agents => output::agents(&value),
                     Show::Events => output::events(&value),
                     Show::Metrics => output::metrics(&value),
                     Show::Requests => output::requests(&value),
-                    Show::Line(l) => println!("{l}"),
-                }
+                    Show::Line(l) => format!("{l}\n"),
+                };
+                print!("{text}");
             }
             ExitCode::SUCCESS
         }
@@ -527,5 +608,96 @@ pub fn main(args: CtlArgs) -> ExitCode {
             eprintln!("usher ctl: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_help_says() {
+        assert_eq!(duration_secs("90"), Some(90));
+        assert_eq!(duration_secs("90s"), Some(90));
+        assert_eq!(duration_secs("5m"), Some(300));
+        assert_eq!(duration_secs("1h"), Some(3600));
+        assert_eq!(duration_secs("2d"), Some(172_800));
+        for bad in ["", "m", "5x", "-5", "1.5m", "5 m"] {
+            assert_eq!(duration_secs(bad), None, "{bad:?}");
+        }
+        assert_eq!(pin_secs("1h").expect("1h"), (3600, "1h".into()));
+        assert_eq!(pin_secs(" 60 ").expect("60"), (60, "60s".into()));
+        assert!(pin_secs("0s").is_err());
+        assert!(pin_secs("soon")
+            .expect_err("bad")
+            .to_string()
+            .contains("--for"));
+        assert_eq!(since_us("10s", 100_000_000).expect("10s"), 90_000_000);
+        assert_eq!(
+            since_us("1790000000000000", 0).expect("µs"),
+            1_790_000_000_000_000
+        );
+        assert!(since_us("x", 0).is_err());
+    }
+
+    #[test]
+    fn an_empty_token_file_says_so() {
+        let path = std::env::temp_dir().join(format!("usher-ctl-token-{}", std::process::id()));
+        std::fs::write(&path, "\n").expect("write");
+        let e = read_token(Some(&path), Some("from-env".into())).expect_err("empty");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("token file {} is empty", path.display())),
+            "{e}"
+        );
+        std::fs::write(&path, " s3cret\n").expect("write");
+        assert_eq!(read_token(Some(&path), None).expect("token"), "s3cret");
+        std::fs::remove_file(&path).expect("remove");
+        let e = read_token(Some(&path), None).expect_err("missing");
+        assert!(e.to_string().contains("cannot read token file"), "{e}");
+        assert_eq!(read_token(None, Some(" t ".into())).expect("env"), "t");
+        assert!(read_token(None, Some(" ".into()))
+            .expect_err("blank env")
+            .to_string()
+            .contains("USHER_TOKEN is empty"));
+        assert!(read_token(None, None)
+            .expect_err("none")
+            .to_string()
+            .contains("no admin token"));
+    }
+
+    #[test]
+    fn load_takes_a_value_a_duration_or_clear() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ctl: CtlArgs,
+        }
+        let load = |args: &[&str]| {
+            let mut all = vec!["usher"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|c| match c.ctl.what {
+                What::Server(ServerCmd::Load {
+                    value, for_, clear, ..
+                }) => (value, for_, clear),
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(
+            load(&["server", "load", "c", "500"]).expect("pin"),
+            (Some(500), None, false)
+        );
+        assert_eq!(
+            load(&["server", "load", "c", "500", "--for", "60s"]).expect("for"),
+            (Some(500), Some("60s".into()), false)
+        );
+        assert_eq!(
+            load(&["server", "load", "c", "--clear"]).expect("clear"),
+            (None, None, true)
+        );
+        assert!(load(&["server", "load", "c"]).is_err());
+        assert!(load(&["server", "load", "c", "500", "--clear"]).is_err());
+        assert!(load(&["server", "load", "c", "--clear", "--for", "5m"]).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Human-readable tables for `usher ctl`.
 
+use serde::Deserialize;
 use serde_json::Value;
 
 fn s(v: &Value, key: &str) -> String {
@@ -14,25 +15,46 @@ fn s(v: &Value, key: &str) -> String {
     }
 }
 
-/// Prints rows under a header, columns padded to their widest cell.
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
-    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+/// Rows under a header, columns padded to their widest cell.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.len());
+            if let Some(w) = width.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
         }
     }
-    let line = |cells: Vec<String>| {
+    let line = |cells: &[String]| {
         let out: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = width[i]))
+            .map(|(i, c)| format!("{c:<w$}", w = width.get(i).copied().unwrap_or(0)))
             .collect();
-        println!("{}", out.join("  ").trim_end());
+        format!("{}\n", out.join("  ").trim_end())
     };
-    line(header.iter().map(|h| h.to_string()).collect());
+    let mut text = line(&header.iter().map(|h| h.to_string()).collect::<Vec<_>>());
     for r in rows {
-        line(r);
+        text.push_str(&line(&r));
+    }
+    text
+}
+
+/// A duration in seconds as an operator reads it: `0.3s`, `12s`, `5m`,
+/// `3h`, `2d`.
+pub fn age(secs: f64) -> String {
+    let s = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
+    if s < 10.0 {
+        // Truncated like the larger units: 9.96 reads 9.9s, not 10.0s.
+        format!("{:.1}s", (s * 10.0).floor() / 10.0)
+    } else if s < 60.0 {
+        format!("{}s", s as u64)
+    } else if s < 3600.0 {
+        format!("{}m", (s / 60.0) as u64)
+    } else if s < 86_400.0 {
+        format!("{}h", (s / 3600.0) as u64)
+    } else {
+        format!("{}d", (s / 86_400.0) as u64)
     }
 }
 
@@ -40,7 +62,7 @@ fn items(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
 }
 
-pub fn apps(v: &Value) {
+pub fn apps(v: &Value) -> String {
     let rows = items(v)
         .iter()
         .map(|a| {
@@ -70,34 +92,107 @@ pub fn apps(v: &Value) {
             "SORRY PAGE",
         ],
         rows,
-    );
+    )
 }
 
-pub fn servers(v: &Value) {
-    let rows = items(v)
-        .iter()
-        .map(|x| {
-            vec![
-                s(x, "name"),
-                s(x, "app"),
-                s(x, "enabled"),
-                s(x, "capacity"),
-                s(x, "dynamic_load"),
-                s(x, "load_metric"),
-                s(x, "redirect"),
-                s(x, "url"),
-            ]
+/// Deserializes a field when it has the expected type, else `None`: a
+/// missing or changed field shows as `-`, never as a failed command.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Ok(serde_json::from_value(Value::deserialize(d)?).ok())
+}
+
+/// One row of `GET /api/v1/servers`, as far as the table needs it.
+#[derive(Debug, Default, Deserialize)]
+struct ServerRow {
+    #[serde(default, deserialize_with = "lenient")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    app: Option<String>,
+    /// `ok`, `failed`, `disabled`, `pinned` (and later states).
+    #[serde(default, deserialize_with = "lenient")]
+    state: Option<String>,
+    /// Why the server failed.
+    #[serde(default, deserialize_with = "lenient")]
+    failed: Option<String>,
+    /// Fraction (0..1) of new users the built-in front door sends here.
+    #[serde(default, deserialize_with = "lenient")]
+    share: Option<f64>,
+    /// Effective dynamic load value 0..10000.
+    #[serde(default, deserialize_with = "lenient")]
+    load: Option<u32>,
+    #[serde(default, deserialize_with = "lenient")]
+    load_age_secs: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pinned: Option<Pin>,
+    #[serde(default, deserialize_with = "lenient")]
+    capacity: Option<u32>,
+    #[serde(default, deserialize_with = "lenient")]
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Pin {
+    #[serde(default)]
+    until_unix: Option<f64>,
+}
+
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// The servers table; `now_unix` turns a pin's end into the time left.
+pub fn servers(v: &Value, now_unix: f64) -> String {
+    let rows: Vec<ServerRow> = items(v)
+        .into_iter()
+        .map(|x| serde_json::from_value(x).unwrap_or_default())
+        .collect();
+    let any_failed = rows.iter().any(|r| r.failed.is_some());
+    let cells = rows
+        .into_iter()
+        .map(|r| {
+            let age_cell = match (&r.pinned, r.load_age_secs) {
+                (Some(Pin { until_unix: None }), _) => "pinned".to_string(),
+                (
+                    Some(Pin {
+                        until_unix: Some(until),
+                    }),
+                    _,
+                ) => format!("pinned, {} left", age(until - now_unix)),
+                (None, Some(a)) => age(a),
+                (None, None) => "-".to_string(),
+            };
+            let mut row = vec![
+                or_dash(r.name),
+                or_dash(r.app),
+                or_dash(r.state),
+                r.share
+                    .map(|f| format!("{:.1}%", f * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                or_dash(r.load),
+                age_cell,
+                or_dash(r.capacity),
+                or_dash(r.url),
+            ];
+            if any_failed {
+                row.push(or_dash(r.failed));
+            }
+            row
         })
         .collect();
-    table(
-        &[
-            "NAME", "APP", "ENABLED", "CAPACITY", "LOAD", "METRIC", "REDIRECT", "URL",
-        ],
-        rows,
-    );
+    let mut header = vec![
+        "NAME", "APP", "STATE", "WEIGHT", "LOAD", "AGE", "CAP", "URL",
+    ];
+    if any_failed {
+        header.push("REASON");
+    }
+    table(&header, cells)
 }
 
-pub fn wsis(v: &Value) {
+pub fn wsis(v: &Value) -> String {
     let rows = items(v)
         .iter()
         .map(|w| {
@@ -122,7 +217,7 @@ pub fn wsis(v: &Value) {
     table(
         &["NAME", "ROLE", "APP", "SERVER", "COMMAND URL", "LAST PUSH"],
         rows,
-    );
+    )
 }
 
 /// A Unix time in microseconds as `YYYY-MM-DD HH:MM:SS.mmm` UTC.
@@ -152,7 +247,7 @@ fn time_us(v: &Value, key: &str) -> String {
     )
 }
 
-pub fn hosts(v: &Value) {
+pub fn hosts(v: &Value) -> String {
     let rows = items(v)
         .iter()
         .map(|h| {
@@ -182,10 +277,10 @@ pub fn hosts(v: &Value) {
             "FACTS LOGGED",
         ],
         rows,
-    );
+    )
 }
 
-pub fn agents(v: &Value) {
+pub fn agents(v: &Value) -> String {
     let mut rows = Vec::new();
     for a in items(v) {
         let statuses = a.get("status").map(items).unwrap_or_default();
@@ -217,17 +312,28 @@ pub fn agents(v: &Value) {
             s(&a, "agent_id"),
             s(&a, "host_name"),
             s(&a, "connected"),
+            a.get("last_heard_age_secs")
+                .and_then(Value::as_f64)
+                .map(|secs| format!("{} ago", age(secs)))
+                .unwrap_or_else(|| "-".into()),
             time_us(&a, "last_seen_us"),
             servers.join(", "),
         ]);
     }
     table(
-        &["AGENT", "HOST", "CONNECTED", "LAST SEEN", "SERVERS"],
+        &[
+            "AGENT",
+            "HOST",
+            "CONNECTED",
+            "LAST HEARD",
+            "LAST HELLO (UTC)",
+            "SERVERS",
+        ],
         rows,
-    );
+    )
 }
 
-pub fn events(v: &Value) {
+pub fn events(v: &Value) -> String {
     let rows = items(v)
         .iter()
         .map(|e| {
@@ -239,10 +345,10 @@ pub fn events(v: &Value) {
             ]
         })
         .collect();
-    table(&["OCCURRED (UTC)", "TYPE", "ORIGIN", "TEXT"], rows);
+    table(&["OCCURRED (UTC)", "TYPE", "ORIGIN", "TEXT"], rows)
 }
 
-pub fn metrics(v: &Value) {
+pub fn metrics(v: &Value) -> String {
     let rows = items(v)
         .iter()
         .map(|m| {
@@ -257,10 +363,10 @@ pub fn metrics(v: &Value) {
     table(
         &["INTERVAL END (UTC)", "COMPONENT", "METRIC", "VALUE"],
         rows,
-    );
+    )
 }
 
-pub fn requests(v: &Value) {
+pub fn requests(v: &Value) -> String {
     let rows = items(v)
         .iter()
         .map(|r| {
@@ -289,12 +395,160 @@ pub fn requests(v: &Value) {
             "CLIENT",
         ],
         rows,
-    );
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SERVERS: &str = r#"[
+      {"name": "a", "app": "shop", "url": "http://127.0.0.1:9081", "capacity": 2,
+       "enabled": true, "state": "ok", "failed": null, "load": 7300,
+       "load_age_secs": 0.34, "measured_load": 7300, "pinned": null,
+       "load_metric": 2.0, "share": 0.1333},
+      {"name": "b", "app": "shop", "url": "http://127.0.0.1:9082", "capacity": 5,
+       "state": "failed", "failed": "probe failed: status 302, expected 200",
+       "load": null, "load_age_secs": null, "pinned": null, "share": 0.0},
+      {"name": "c", "app": "shop", "url": "http://127.0.0.1:9083", "capacity": 8,
+       "state": "pinned", "failed": null, "load": 500, "load_age_secs": 12.9,
+       "measured_load": 8000, "pinned": {"value": 500, "until_unix": 1090.0},
+       "share": 0.8667},
+      {"name": "d", "app": "shop", "url": "http://127.0.0.1:9084", "capacity": 1,
+       "state": "pinned", "load": 10, "pinned": {"value": 10, "until_unix": null},
+       "share": 0.0},
+      {"name": "e", "app": "shop", "url": "http://127.0.0.1:9085", "capacity": 3,
+       "state": "disabled", "load": 9000, "load_age_secs": 400, "share": 0}
+    ]"#;
+
+    fn line<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row {name}: {text}"))
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn servers_show_state_weight_load_and_age() {
+        let v: Value = serde_json::from_str(SERVERS).expect("json");
+        let text = servers(&v, 1000.0);
+        let header: Vec<&str> = text
+            .lines()
+            .next()
+            .expect("header")
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            header,
+            ["NAME", "APP", "STATE", "WEIGHT", "LOAD", "AGE", "CAP", "URL", "REASON"]
+        );
+        assert_eq!(
+            line(&text, "a"),
+            [
+                "a",
+                "shop",
+                "ok",
+                "13.3%",
+                "7300",
+                "0.3s",
+                "2",
+                "http://127.0.0.1:9081",
+                "-"
+            ]
+        );
+        assert_eq!(
+            line(&text, "b"),
+            [
+                "b",
+                "shop",
+                "failed",
+                "0.0%",
+                "-",
+                "-",
+                "5",
+                "http://127.0.0.1:9082",
+                "probe failed: status 302, expected 200"
+            ]
+        );
+        assert_eq!(
+            line(&text, "c"),
+            [
+                "c",
+                "shop",
+                "pinned",
+                "86.7%",
+                "500",
+                "pinned, 1m left",
+                "8",
+                "http://127.0.0.1:9083",
+                "-"
+            ]
+        );
+        assert_eq!(line(&text, "d")[5], "pinned");
+        assert_eq!(line(&text, "e")[2..6], ["disabled", "0.0%", "9000", "6m"]);
+    }
+
+    #[test]
+    fn servers_without_the_new_fields_show_dashes() {
+        // An older control plane (no state, share, load), a field of the
+        // wrong type, and no failure: no REASON column.
+        let v = serde_json::json!([
+            {"name": "a", "app": "shop", "url": "http://x", "capacity": 5, "dynamic_load": 1500},
+            {"name": "b", "state": 7, "share": "lots", "pinned": true}
+        ]);
+        let text = servers(&v, 0.0);
+        assert!(!text.contains("REASON"), "{text}");
+        assert_eq!(
+            line(&text, "a"),
+            ["a", "shop", "-", "-", "-", "-", "5", "http://x"]
+        );
+        assert_eq!(line(&text, "b"), ["b", "-", "-", "-", "-", "-", "-", "-"]);
+        assert_eq!(
+            servers(&serde_json::json!({"error": "x"}), 0.0).trim(),
+            "NAME  APP  STATE  WEIGHT  LOAD  AGE  CAP  URL"
+        );
+    }
+
+    #[test]
+    fn ages_read_short() {
+        assert_eq!(age(0.34), "0.3s");
+        assert_eq!(age(9.96), "9.9s");
+        assert_eq!(age(12.9), "12s");
+        assert_eq!(age(300.0), "5m");
+        assert_eq!(age(7200.0), "2h");
+        assert_eq!(age(200_000.0), "2d");
+        assert_eq!(age(-3.0), "0.0s");
+    }
+
+    #[test]
+    fn agents_show_when_last_heard() {
+        let v = serde_json::json!([
+            {"agent_id": "agent-1", "host_name": "h", "connected": true,
+             "last_seen_us": 1_790_000_000_123_456i64, "last_heard_age_secs": 0.42,
+             "status": [{"server": "a", "failed": false, "dynamic_load": 7000}]},
+            {"agent_id": "agent-2", "host_name": "h2", "connected": false,
+             "last_seen_us": 1_790_000_000_123_456i64, "last_heard_age_secs": null,
+             "servers": [{"name": "b"}]}
+        ]);
+        let text = agents(&v);
+        assert!(text.starts_with("AGENT"), "{text}");
+        assert!(text.contains("LAST HEARD"), "{text}");
+        assert_eq!(
+            line(&text, "agent-1"),
+            [
+                "agent-1",
+                "h",
+                "yes",
+                "0.4s ago",
+                "2026-09-21 14:13:20.123",
+                "a: load 7000"
+            ]
+        );
+        assert_eq!(line(&text, "agent-2")[3], "-");
+    }
 
     #[test]
     fn times_print_as_utc() {

@@ -5,7 +5,8 @@
 //! it already stored for that agent. Reports, record batches and events go
 //! to the logging database and are acknowledged (cumulatively) once they
 //! are committed. Pings are answered; anything that does not parse is
-//! logged and skipped, never fatal.
+//! logged and skipped, never fatal. Every frame, whatever it holds, marks
+//! the agent as heard (in memory only; `GET /api/v1/agents` shows it).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -157,8 +158,9 @@ async fn serve(m: Manager, socket: WebSocket) {
     {
         let mut agents = lock(&m.inner.agents);
         if agents.get(&agent_id).map(|a| a.conn_id) == Some(conn_id) {
-            agents.remove(&agent_id);
-            lock(&m.inner.gone).insert(agent_id.clone(), Instant::now());
+            if let Some(a) = agents.remove(&agent_id) {
+                lock(&m.inner.gone).insert(agent_id.clone(), a.last_heard);
+            }
         }
     }
     drop(tx);
@@ -192,6 +194,7 @@ async fn register(
             let st = states.entry(s.clone()).or_insert_with(|| ServerState {
                 agent_id: agent_id.clone(),
                 latest: None,
+                measured_at_us: None,
                 probe_failure: None,
                 failed: None,
                 load: None,
@@ -256,6 +259,7 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
             .or_insert_with(|| ServerState {
                 agent_id: agent_id.to_string(),
                 latest: None,
+                measured_at_us: None,
                 probe_failure: None,
                 failed: None,
                 load: None,
@@ -276,6 +280,7 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
             _ => {}
         }
         st.latest = Some((Instant::now(), agg.clone()));
+        st.measured_at_us = Some(report.interval_stop_us.min(now_us()));
     }
     changed
 }

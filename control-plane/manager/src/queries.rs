@@ -6,9 +6,15 @@
 //! parameter, 401 without a valid token, 500 when the database fails.
 //! Times are Unix microseconds; every list is capped by `limit` (default
 //! 1000, at most 10000), newest first.
+//!
+//! `/requests` leaves out the agents' probes (`usher-probe=<n>` in the
+//! query) unless `probes=true`. `/agents` adds when each agent was last
+//! heard (`last_heard_unix`, `last_heard_age_secs`, seconds), read from the
+//! manager's live agent table, not from the database.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Value;
 use serde_json::{json, Map};
@@ -16,6 +22,9 @@ use warp::http::StatusCode;
 use warp::reply::{json as json_reply, with_status, Json, WithStatus};
 use warp::{filters::BoxedFilter, Filter};
 
+use usher_core::probe::PROBE_PARAM;
+
+use crate::logdb::now_us;
 use crate::state::{lock, Manager};
 
 /// Checks the `Authorization` header (None when absent).
@@ -125,6 +134,38 @@ async fn rows(m: &Manager, sql: String, binds: Vec<Value>) -> Answer {
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
+/// A `true`/`false` query parameter (absent = false).
+fn flag(q: &HashMap<String, String>, key: &str) -> Result<bool, (StatusCode, String)> {
+    match q.get(key).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(v) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("{key}: not true or false: {v}"),
+        )),
+    }
+}
+
+/// How long ago each agent was last heard (any message): connected agents
+/// from the live table, agents that went away since the manager started
+/// from when they were last heard before that.
+fn last_heard(m: &Manager) -> HashMap<String, Duration> {
+    let now = Instant::now();
+    let mut out: HashMap<String, Duration> = lock(&m.inner.gone)
+        .iter()
+        .map(|(k, t)| (k.clone(), now.saturating_duration_since(*t)))
+        .collect();
+    for (k, a) in lock(&m.inner.agents).iter() {
+        out.insert(k.clone(), now.saturating_duration_since(a.last_heard));
+    }
+    out
+}
+
+/// Seconds rounded to the millisecond, for JSON that reads well.
+fn round_ms(secs: f64) -> f64 {
+    (secs * 1000.0).round() / 1000.0
+}
+
 struct Where {
     parts: Vec<String>,
     binds: Vec<Value>,
@@ -186,6 +227,8 @@ async fn answer(m: &Manager, area: &str, q: &HashMap<String, String>) -> Answer 
                 .iter()
                 .map(|(k, a)| (k.clone(), a.pinged))
                 .collect();
+            let heard = last_heard(m);
+            let now = now_us() as f64 / 1e6;
             if let Some(list) = v.as_array_mut() {
                 for row in list {
                     let id = row["agent_id"].as_str().unwrap_or_default().to_string();
@@ -199,6 +242,9 @@ async fn answer(m: &Manager, area: &str, q: &HashMap<String, String>) -> Answer 
                     }
                     row["connected"] = json!(connected.contains(&id));
                     row["pinged"] = json!(pinged.get(&id).copied().unwrap_or(false));
+                    let age = heard.get(&id).map(|d| d.as_secs_f64());
+                    row["last_heard_age_secs"] = json!(age.map(round_ms));
+                    row["last_heard_unix"] = json!(age.map(|a| round_ms(now - a)));
                     row["status"] = json!(statuses
                         .iter()
                         .filter(|s| s.agent_id == id)
@@ -267,9 +313,21 @@ async fn answer(m: &Manager, area: &str, q: &HashMap<String, String>) -> Answer 
         _ => {
             check_keys(
                 q,
-                &["server", "status", "path", "from_us", "to_us", "limit"],
+                &[
+                    "server", "status", "path", "from_us", "to_us", "limit", "probes",
+                ],
             )?;
             let mut w = Where::new();
+            if !flag(q, "probes")? {
+                // The agent's probes carry `usher-probe=<n>` in their query
+                // (usher_core::probe); the request line or the path has it.
+                let glob = format!("*[?&]{PROBE_PARAM}[0-9]*");
+                // (`add` numbers both `?` as the one bind.)
+                w.add(
+                    "NOT (COALESCE(request_line, '') GLOB ? OR COALESCE(content_path, '') GLOB ?)",
+                    Value::Text(glob),
+                );
+            }
             if let Some(s) = q.get("server") {
                 w.add("server = ?", Value::Text(s.clone()));
             }
@@ -377,5 +435,149 @@ mod tests {
                 .status(),
             400
         );
+    }
+
+    async fn manager() -> (tempfile::TempDir, Manager) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = Manager::open(dir.path(), ManagerConfig::default(), Arc::new(NoListener))
+            .await
+            .expect("open");
+        (dir, m)
+    }
+
+    async fn get_json(m: &Manager, path: &str) -> (u16, serde_json::Value) {
+        let auth: AuthCheck = Arc::new(|h| h == Some("Bearer t"));
+        let res = warp::test::request()
+            .path(path)
+            .header("authorization", "Bearer t")
+            .reply(&api_routes(m.clone(), auth))
+            .await;
+        let v = serde_json::from_slice(res.body()).unwrap_or(serde_json::Value::Null);
+        (res.status().as_u16(), v)
+    }
+
+    #[tokio::test]
+    async fn requests_hide_agent_probes_unless_asked() {
+        use usher_core::record::{encode_batch, FieldMask, RequestRecord};
+        let (_dir, m) = manager().await;
+        let rec = |line: String, path: String| RequestRecord {
+            method: Some("GET".into()),
+            request_line: Some(line),
+            content_path: Some(path),
+            status: Some(200),
+            start_time_us: Some(1_000_000),
+            ..Default::default()
+        };
+        let mut records: Vec<RequestRecord> = (0..7)
+            .map(|i| rec(format!("GET /page/{i} HTTP/1.1"), format!("/page/{i}")))
+            .collect();
+        // Probes as the agent sends them, one with the mark only in the path.
+        for i in 0..4 {
+            records.push(rec(
+                format!("GET /health?usher-probe={i} HTTP/1.1"),
+                "/health".into(),
+            ));
+        }
+        records.push(RequestRecord {
+            request_line: None,
+            ..rec(String::new(), "/health?a=1&usher-probe=9".into())
+        });
+        // Look-alikes that are not probes stay.
+        records.push(rec(
+            "GET /docs/usher-probe=x HTTP/1.1".into(),
+            "/docs/usher-probe=x".into(),
+        ));
+        records.push(rec(
+            "GET /health?not-usher-probe=1 HTTP/1.1".into(),
+            "/health".into(),
+        ));
+        m.logdb()
+            .write(
+                Write::Records {
+                    agent_id: "a".into(),
+                    seq: 1,
+                    server: "s".into(),
+                    batch: encode_batch(&records, FieldMask::ALL),
+                },
+                None,
+            )
+            .await
+            .expect("write");
+        m.logdb().flush().await.expect("flush");
+        let count = |v: &serde_json::Value| v.as_array().map_or(usize::MAX, Vec::len);
+        let (status, v) = get_json(&m, "/api/v1/requests").await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(count(&v), 9, "{v}");
+        let (_, v) = get_json(&m, "/api/v1/requests?probes=true").await;
+        assert_eq!(count(&v), 14);
+        let (_, v) = get_json(&m, "/api/v1/requests?probes=false&path=/health").await;
+        assert_eq!(count(&v), 1, "{v}");
+        let (_, v) = get_json(&m, "/api/v1/requests?probes=true&path=/health").await;
+        assert_eq!(count(&v), 6, "{v}");
+        let (status, v) = get_json(&m, "/api/v1/requests?probes=maybe").await;
+        assert_eq!(status, 400);
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains("probes")),
+            "{v}"
+        );
+    }
+
+    #[tokio::test]
+    async fn agents_show_when_last_heard() {
+        let (_dir, m) = manager().await;
+        for id in ["live", "gone", "never"] {
+            m.logdb()
+                .write(
+                    Write::Agent {
+                        agent_id: id.into(),
+                        host_id: "h".into(),
+                        host_name: "h".into(),
+                        servers: "[]".into(),
+                    },
+                    None,
+                )
+                .await
+                .expect("write");
+        }
+        m.logdb().flush().await.expect("flush");
+        let ago = |secs: u64| {
+            Instant::now()
+                .checked_sub(Duration::from_secs(secs))
+                .expect("clock far enough from its start")
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        lock(&m.inner.agents).insert(
+            "live".into(),
+            crate::state::AgentConn {
+                conn_id: 1,
+                tx,
+                last_heard: ago(2),
+                pinged: false,
+                servers: Vec::new(),
+            },
+        );
+        lock(&m.inner.gone).insert("gone".into(), ago(30));
+        let (status, v) = get_json(&m, "/api/v1/agents").await;
+        assert_eq!(status, 200, "{v}");
+        let row = |id: &str| {
+            v.as_array()
+                .and_then(|l| l.iter().find(|r| r["agent_id"] == id))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let now = now_us() as f64 / 1e6;
+        let live = row("live");
+        assert_eq!(live["connected"], true);
+        let age = live["last_heard_age_secs"].as_f64().expect("age");
+        assert!((2.0..2.5).contains(&age), "{live}");
+        let unix = live["last_heard_unix"].as_f64().expect("unix");
+        assert!((now - unix - 2.0).abs() < 0.5, "{live}");
+        let gone = row("gone");
+        assert_eq!(gone["connected"], false);
+        let age = gone["last_heard_age_secs"].as_f64().expect("age");
+        assert!((30.0..30.5).contains(&age), "{gone}");
+        let never = row("never");
+        assert!(never["last_heard_age_secs"].is_null(), "{never}");
+        assert!(never["last_heard_unix"].is_null(), "{never}");
     }
 }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod handlers;
+mod index;
 mod models;
 mod routes;
 

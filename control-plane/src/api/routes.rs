@@ -110,6 +110,11 @@ pub fn routes(
             .and(body())
             .then(h::set_load))
         .unify()
+        .or(warp::path!("servers" / String / "load")
+            .and(warp::delete())
+            .and(s())
+            .then(h::clear_load))
+        .unify()
         .or(warp::path!("servers" / String / "redirect")
             .and(warp::put())
             .and(s())
@@ -133,10 +138,13 @@ pub fn routes(
             .then(h::remove_wsi))
         .unify();
 
+    // `/api/v1/` and `/api/v1` (warp's path end matches both).
+    let index = warp::path::end().and(warp::get()).then(super::index::index);
+
     let api = warp::path("api")
         .and(warp::path("v1"))
         .and(auth(st.clone()))
-        .and(apps.or(servers).unify().or(wsis).unify())
+        .and(apps.or(servers).unify().or(wsis).unify().or(index).unify())
         .map(reply);
 
     healthz.or(api).unify().recover(recover).unify()
