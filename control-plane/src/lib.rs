@@ -16,6 +16,7 @@ pub mod front_door;
 pub mod live;
 pub mod manager_link;
 pub mod model;
+pub mod panic_watch;
 pub mod push;
 pub mod run;
 pub mod spec;

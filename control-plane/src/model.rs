@@ -65,6 +65,9 @@ pub struct App {
     pub obsolescence_secs: f64,
     /// Requests the front door serves at once; excess gets 503 at once.
     pub max_concurrent: u32,
+    /// Below this share (percent) of enabled servers in rotation, the front
+    /// doors use every enabled server (panic); 0 = never.
+    pub panic_threshold_pct: f64,
 }
 
 /// A web server of an application.

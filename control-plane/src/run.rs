@@ -12,7 +12,7 @@ use crate::manager_link::LiveListener;
 use crate::push::{self, PushStatus};
 use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
-use crate::{api, token};
+use crate::{api, panic_watch, token};
 use warp::Filter;
 
 /// Why the control plane could not start or stopped.
@@ -112,6 +112,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let manager =
         usher_manager::Manager::open(&config.data_dir, config.manager.clone(), listener).await?;
     manager.spawn(stopped(stop_rx.clone()));
+    panic_watch::start(&store, &live, manager.clone());
     let admin_token: Arc<str> = Arc::from(token.as_str());
     let check_token = admin_token.clone();
     let auth: usher_manager::AuthCheck =

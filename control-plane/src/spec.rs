@@ -62,6 +62,12 @@ pub struct AppInput {
     /// Requests the front door serves at once; excess gets 503 at once.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: u32,
+    /// Panic threshold, percent: when fewer than this share of the app's
+    /// enabled servers are in rotation, the front doors use every enabled
+    /// server rather than turn users away (as Envoy's healthy panic
+    /// threshold). 0 switches it off.
+    #[serde(default = "default_panic_threshold_pct")]
+    pub panic_threshold_pct: f64,
     /// URL users reach this front door at (target of a redirect order
     /// `front-door`); default `http://<listen>`.
     #[serde(default)]
@@ -114,6 +120,10 @@ fn default_true() -> bool {
 
 fn default_obsolescence_secs() -> f64 {
     usher_core::snapshot::default_obsolescence_secs()
+}
+
+fn default_panic_threshold_pct() -> f64 {
+    50.0
 }
 
 fn default_max_concurrent() -> u32 {
@@ -186,6 +196,12 @@ impl AppInput {
         if !self.obsolescence_secs.is_finite() || self.obsolescence_secs < 0.0 {
             return Err(invalid(at("obsolescence_secs"), "must be a number >= 0"));
         }
+        if !(0.0..=100.0).contains(&self.panic_threshold_pct) {
+            return Err(invalid(
+                at("panic_threshold_pct"),
+                format!("must be 0..100, got {}", self.panic_threshold_pct),
+            ));
+        }
         if self.max_concurrent == 0 {
             return Err(invalid(at("max_concurrent"), "must be at least 1"));
         }
@@ -213,6 +229,7 @@ impl AppInput {
             epsilon: self.epsilon,
             obsolescence_secs: self.obsolescence_secs,
             max_concurrent: self.max_concurrent,
+            panic_threshold_pct: self.panic_threshold_pct,
         })
     }
 }

@@ -40,9 +40,24 @@ pub fn effective_load(server: &Server, live: &Live, now_unix: f64) -> (Option<u3
     }
 }
 
+/// Whether `app` is in panic: fewer than its threshold share of its enabled
+/// servers are in rotation (and at least one is enabled). In panic the front
+/// doors use every enabled server, failed or not, rather than turn every
+/// user away on what may be a fault of usher's own view.
+pub fn in_panic(fleet: &Fleet, live: &Live, app: &App) -> bool {
+    let enabled: Vec<&Server> = fleet.servers_of(&app.name).filter(|s| s.enabled).collect();
+    let healthy = enabled
+        .iter()
+        .filter(|s| live.failed(&s.name).is_none())
+        .count();
+    !enabled.is_empty()
+        && (healthy as f64) < app.panic_threshold_pct / 100.0 * enabled.len() as f64
+}
+
 /// One application as a front door sees it at `now_unix`: configured
 /// objects from `fleet`, loads and verdicts from `live`.
 pub fn app_view(fleet: &Fleet, live: &Live, app: &App, now_unix: f64) -> AppView {
+    let panic = in_panic(fleet, live, app);
     AppView {
         name: app.name.clone(),
         enabled: app.enabled,
@@ -60,7 +75,7 @@ pub fn app_view(fleet: &Fleet, live: &Live, app: &App, now_unix: f64) -> AppView
                     capacity: s.capacity,
                     dynamic_load: load,
                     load_age_secs: age.unwrap_or(0.0),
-                    available: s.enabled && live.failed(&s.name).is_none(),
+                    available: s.enabled && (panic || live.failed(&s.name).is_none()),
                 }
             })
             .collect(),

@@ -310,6 +310,10 @@ pub mod event_type {
     pub const AGENT_SILENT: (u32, &str) = (201, "agent_silent");
     pub const SERVER_FAILED: (u32, &str) = (210, "server_failed");
     pub const SERVER_RECOVERED: (u32, &str) = (211, "server_recovered");
+    /// Fewer than the app's panic threshold of its enabled servers are in
+    /// rotation: the front doors use every enabled server.
+    pub const APP_PANIC: (u32, &str) = (220, "app_panic");
+    pub const APP_PANIC_OVER: (u32, &str) = (221, "app_panic_over");
 }
 
 /// A manager command with an id the result refers to.

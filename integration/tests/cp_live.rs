@@ -13,20 +13,14 @@
 //!   its capacity share of new users, and never the largest.
 
 mod cp_common;
+mod played_agent;
 mod wsi_recorder;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cp_common::ControlPlane;
-use futures_util::SinkExt;
+use played_agent::PlayedAgent;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
-use usher_core::channel::{
-    self, AgentMessage, Hello, HostFacts, Report, ServerAggregate, ServerInfo, PROTOCOL_VERSION,
-};
 use usher_integration::{call, eventually, free_port, http};
 use wsi_recorder::{Got, Receiver};
 
@@ -34,81 +28,6 @@ use wsi_recorder::{Got, Receiver};
 const MEASURED_AGO: Duration = Duration::from_secs(3);
 /// Push keep-alive of the control plane `cp_common` starts.
 const KEEP_ALIVE: Duration = Duration::from_secs(2);
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-/// Mean processing time (µs) the played agent reports for `a` and `b`.
-#[derive(Default)]
-struct Figures {
-    a_us: AtomicU64,
-    b_us: AtomicU64,
-}
-
-/// Plays an agent watching `a` and `b`: hello, then a report every 100 ms
-/// with the current figures, measured `MEASURED_AGO` before it is sent.
-async fn play_agent(admin_port: u16, token: String, figures: Arc<Figures>) {
-    let url = format!("ws://127.0.0.1:{admin_port}/api/v1/agent/channel");
-    let mut req = url.as_str().into_client_request().expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("agent channel connects");
-    let server = |name: &str| ServerInfo {
-        name: name.into(),
-        url: "http://127.0.0.1:1".into(),
-        pid: None,
-    };
-    let hello = AgentMessage::Hello(Hello {
-        protocol: PROTOCOL_VERSION,
-        agent_id: "live-test".into(),
-        facts: HostFacts {
-            host_id: "h1".into(),
-            host_name: "host".into(),
-            ..Default::default()
-        },
-        servers: vec![server("a"), server("b")],
-    });
-    ws.send(Message::Text(channel::encode(&hello)))
-        .await
-        .expect("hello");
-    let agg = |name: &str, mean_us: u64| ServerAggregate {
-        server: name.into(),
-        count: 10,
-        mean_us,
-        queue_delay_us: Some(0),
-        probe_ok: Some(true),
-        ..Default::default()
-    };
-    for seq in 1.. {
-        let stop = now_us() - MEASURED_AGO.as_micros() as u64;
-        let report = AgentMessage::Report(Report {
-            seq,
-            interval_start_us: stop - 100_000,
-            interval_stop_us: stop,
-            servers: vec![
-                agg("a", figures.a_us.load(Ordering::Relaxed)),
-                agg("b", figures.b_us.load(Ordering::Relaxed)),
-            ],
-            ..Default::default()
-        });
-        if ws
-            .send(Message::Text(channel::encode(&report)))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn config(front: u16, wsi_port: u16) -> String {
     format!(
@@ -163,15 +82,14 @@ fn loads_live_in_memory_and_reach_only_whom_they_concern() {
         .expect("agent token")
         .trim()
         .to_string();
-    let figures = Arc::new(Figures::default());
-    figures.a_us.store(5_000, Ordering::Relaxed); // L = 5000 at half_at 5 ms
-    figures.b_us.store(5_000, Ordering::Relaxed);
+    // L = 5000 for both at half_at 5 ms.
+    let figures = PlayedAgent::new("live-test", &["a", "b"], 5_000, MEASURED_AGO);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
-    rt.spawn(play_agent(cp.admin_port, agent_token, figures.clone()));
+    rt.spawn(figures.clone().run(cp.admin_port, agent_token));
 
     // The first measured loads reach the interceptor.
     let t0 = Instant::now();
@@ -214,13 +132,13 @@ fn loads_live_in_memory_and_reach_only_whom_they_concern() {
         let t = start.elapsed().as_millis() as u64;
         let jitter = (t / 100) % 5 * 10; // 0..40 µs: under 1 % of L
         if t < 4_000 {
-            figures.a_us.store(5_000 + jitter, Ordering::Relaxed);
+            figures.set_mean_us("a", 5_000 + jitter);
         } else {
             if changed_at.is_none() {
-                figures.a_us.store(15_000, Ordering::Relaxed); // L = 2500
+                figures.set_mean_us("a", 15_000); // L = 2500
                 changed_at = Some(Instant::now());
             }
-            figures.b_us.store(5_000 + jitter, Ordering::Relaxed);
+            figures.set_mean_us("b", 5_000 + jitter);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -111,6 +111,7 @@ mod tests {
             epsilon: 0.0,
             obsolescence_secs: 1200.0,
             max_concurrent: 10,
+            panic_threshold_pct: 50.0,
         }
     }
 

@@ -12,7 +12,8 @@ use crate::model::{App, Fleet, Origin, Server, SorryPage, Wsi, WsiRole};
 pub fn load_fleet(conn: &Connection, generation: u64) -> Result<Fleet, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT name, origin, listen, public_url, mode, enabled, sorry_page_path, sorry_page_html,
-                rules, epsilon, obsolescence_secs, max_concurrent FROM apps ORDER BY name",
+                rules, epsilon, obsolescence_secs, max_concurrent, panic_threshold_pct
+                FROM apps ORDER BY name",
     )?;
     let apps = stmt
         .query_map([], app_from_row)?
@@ -95,5 +96,6 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<App> {
         epsilon: r.get(9)?,
         obsolescence_secs: r.get(10)?,
         max_concurrent: r.get(11)?,
+        panic_threshold_pct: r.get(12)?,
     })
 }

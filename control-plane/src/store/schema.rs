@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS apps (
     rules TEXT NOT NULL,
     epsilon REAL NOT NULL,
     obsolescence_secs REAL NOT NULL,
-    max_concurrent INTEGER NOT NULL
+    max_concurrent INTEGER NOT NULL,
+    panic_threshold_pct REAL NOT NULL DEFAULT 50
 );
 CREATE TABLE IF NOT EXISTS servers (
     name TEXT PRIMARY KEY,
@@ -80,6 +81,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
                  ALTER TABLE servers RENAME COLUMN dynamic_load TO pinned_load;
                  UPDATE servers SET pinned_load = NULL;
                  ALTER TABLE servers ADD COLUMN pinned_until_unix REAL;
+                 ALTER TABLE apps ADD COLUMN panic_threshold_pct REAL NOT NULL DEFAULT 50;
                  UPDATE schema_version SET version = 3;",
             )?;
         }

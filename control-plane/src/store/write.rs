@@ -53,13 +53,15 @@ pub fn upsert_app(conn: &Connection, app: &App) -> Result<(), StoreError> {
     }
     conn.execute(
         "INSERT INTO apps (name, origin, listen, public_url, mode, enabled, sorry_page_path,
-            sorry_page_html, rules, epsilon, obsolescence_secs, max_concurrent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+            sorry_page_html, rules, epsilon, obsolescence_secs, max_concurrent,
+            panic_threshold_pct)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT(name) DO UPDATE SET origin = excluded.origin, listen = excluded.listen,
             public_url = excluded.public_url, mode = excluded.mode, enabled = excluded.enabled,
             sorry_page_path = excluded.sorry_page_path, sorry_page_html = excluded.sorry_page_html,
             rules = excluded.rules, epsilon = excluded.epsilon,
-            obsolescence_secs = excluded.obsolescence_secs, max_concurrent = excluded.max_concurrent",
+            obsolescence_secs = excluded.obsolescence_secs, max_concurrent = excluded.max_concurrent,
+            panic_threshold_pct = excluded.panic_threshold_pct",
         params![
             app.name,
             app.origin.as_str(),
@@ -73,6 +75,7 @@ pub fn upsert_app(conn: &Connection, app: &App) -> Result<(), StoreError> {
             app.epsilon,
             app.obsolescence_secs,
             app.max_concurrent,
+            app.panic_threshold_pct,
         ],
     )?;
     Ok(())

@@ -1,0 +1,172 @@
+//! usher's own faults do not take a healthy site down (issue 10, first
+//! part), against the real `usher control` with an agent played by the test:
+//!
+//! * missing data is not failure: an agent that falls silent (connection
+//!   open, nothing sent: as under SIGSTOP) or hangs up (as under `kill -9`)
+//!   fails none of its servers: referrals keep reaching all of them, and an
+//!   `agent_silent` event is logged;
+//! * a failed probe does take its server out, at once;
+//! * panic: when fewer than the app's threshold (50 %) of its enabled
+//!   servers are in rotation, the front doors use every enabled server
+//!   (event `app_panic`), and say so again when it ends (`app_panic_over`).
+
+mod cp_common;
+mod played_agent;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cp_common::ControlPlane;
+use played_agent::PlayedAgent;
+use serde_json::Value;
+use usher_integration::{call, eventually, free_port, http};
+
+const PORTS: [(&str, u16); 3] = [("a", 20601), ("b", 20602), ("c", 20603)];
+
+fn config(front: u16) -> String {
+    let mut c = format!(
+        "[manager]\ninterval_ms = 100\nping_after_ms = 500\nsilent_after_ms = 1500\n\n\
+         [[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\n\n"
+    );
+    for (name, port) in PORTS {
+        c.push_str(&format!(
+            "[[servers]]\nname = \"{name}\"\napp = \"shop\"\nurl = \"http://127.0.0.1:{port}\"\ncapacity = 5\n"
+        ));
+    }
+    c
+}
+
+/// Where `n` new users are referred, by server name; every answer must be
+/// a 302 to a configured server.
+fn referrals(front: u16, n: usize) -> BTreeMap<&'static str, usize> {
+    let agent = http();
+    let mut counts = BTreeMap::new();
+    for i in 0..n {
+        let r = call(agent.get(&format!("http://127.0.0.1:{front}/p{i}")), None);
+        assert_eq!(r.status, 302, "a user was turned away: {} {}", r.status, r.body);
+        let loc = r.location.unwrap_or_default();
+        let name = PORTS
+            .iter()
+            .find(|(_, p)| loc.starts_with(&format!("http://127.0.0.1:{p}/")))
+            .map(|(n, _)| *n)
+            .unwrap_or_else(|| panic!("Location {loc} is not a configured server"));
+        *counts.entry(name).or_default() += 1;
+    }
+    counts
+}
+
+fn states(cp: &ControlPlane) -> BTreeMap<String, String> {
+    let all = cp.api_ok("GET", "/api/v1/servers", None);
+    all.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap_or("?").to_string(),
+                        s["state"].as_str().unwrap_or("?").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn events(cp: &ControlPlane, kind: &str) -> Vec<Value> {
+    cp.api_ok("GET", &format!("/api/v1/events?type={kind}"), None)
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn all_reached(c: &BTreeMap<&str, usize>) -> bool {
+    PORTS.iter().all(|(n, _)| c.get(n).copied().unwrap_or(0) > 0)
+}
+
+#[test]
+fn silence_is_no_failure_probes_are_and_panic_keeps_users_in() {
+    let front = free_port();
+    let cp = ControlPlane::start(&config(front), &[]);
+    let token = std::fs::read_to_string(cp.dir.path().join("var/agent.token"))
+        .expect("agent token")
+        .trim()
+        .to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let agent = PlayedAgent::new("fs-agent", &["a", "b", "c"], 5_000, Duration::ZERO);
+    rt.spawn(agent.clone().run(cp.admin_port, token.clone()));
+    let measured = eventually(Duration::from_secs(5), || {
+        let all = cp.api_ok("GET", "/api/v1/servers", None);
+        all.as_array()
+            .is_some_and(|a| a.iter().all(|s| s["measured_load"].as_u64().is_some()))
+    });
+    assert!(measured.is_some(), "the agent's figures arrive");
+
+    // A failed probe takes its server out at once; the others carry on.
+    agent.set_probe_ok("a", false);
+    let out = eventually(Duration::from_secs(2), || states(&cp)["a"] == "failed");
+    assert!(out.is_some(), "a failed probe fails a: {:?}", states(&cp));
+    let c = referrals(front, 300);
+    assert_eq!(c.get("a"), None, "no new users for a failed server: {c:?}");
+
+    // Panic: with b failed too, one of three (< 50 %) is left: every enabled
+    // server gets users again, and the operator hears of it.
+    agent.set_probe_ok("b", false);
+    let panicked = eventually(Duration::from_secs(3), || {
+        states(&cp)["b"] == "failed" && !events(&cp, "app_panic").is_empty()
+    });
+    assert!(
+        panicked.is_some(),
+        "app_panic event: {:?} {:?}",
+        states(&cp),
+        events(&cp, "app_panic")
+    );
+    let c = referrals(front, 600);
+    assert!(all_reached(&c), "in panic every enabled server gets users: {c:?}");
+    agent.set_probe_ok("a", true);
+    agent.set_probe_ok("b", true);
+    let over = eventually(Duration::from_secs(3), || {
+        !events(&cp, "app_panic_over").is_empty()
+    });
+    assert!(over.is_some(), "app_panic_over event");
+    assert_eq!(events(&cp, "app_panic").len(), 1, "one app_panic event");
+
+    // Silence (as under SIGSTOP): past ping and silent_after, no server is
+    // failed and every one still gets users.
+    agent.set_silent(true);
+    let silent = eventually(Duration::from_secs(5), || {
+        !events(&cp, "agent_silent").is_empty()
+    });
+    assert!(silent.is_some(), "agent_silent event");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        states(&cp).values().all(|s| s == "ok"),
+        "a silent agent failed a server: {:?}",
+        states(&cp)
+    );
+    let c = referrals(front, 600);
+    assert!(all_reached(&c), "users still reach every server: {c:?}");
+
+    // Hung up (as under kill -9): the same.
+    agent.set_silent(false);
+    std::thread::sleep(Duration::from_millis(300));
+    agent.hang_up();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        states(&cp).values().all(|s| s == "ok"),
+        "a gone agent failed a server: {:?}",
+        states(&cp)
+    );
+    let c = referrals(front, 600);
+    assert!(all_reached(&c), "users still reach every server: {c:?}");
+
+    // The agent comes back (a restart): still nothing failed, no panic.
+    let again = PlayedAgent::new("fs-agent", &["a", "b", "c"], 5_000, Duration::ZERO);
+    rt.spawn(again.clone().run(cp.admin_port, token));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(states(&cp).values().all(|s| s == "ok"), "{:?}", states(&cp));
+    assert_eq!(events(&cp, "app_panic").len(), 1, "no panic from a restart");
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
