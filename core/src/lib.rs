@@ -17,6 +17,7 @@ pub mod ring;
 pub mod rules;
 pub mod selection;
 pub mod snapshot;
+pub mod sorry;
 
 pub use dynamic_load::{dynamic_load_from_delay, DYNAMIC_LOAD_MAX};
 pub use front_door::{FrontDoor, FrontDoorServer, Pick};
@@ -26,3 +27,4 @@ pub use record::{decode_batch, encode_batch, DecodeError, Field, FieldMask, Requ
 pub use rules::RedirectRules;
 pub use selection::IntervalTable;
 pub use snapshot::{AppView, RedirectOrder, ServerView, Snapshot, SnapshotError, WsiOrders};
+pub use sorry::BUILT_IN_SORRY_PAGE;

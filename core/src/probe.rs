@@ -32,6 +32,26 @@
 /// The query parameter that marks a probe request.
 pub const PROBE_PARAM: &str = "usher-probe=";
 
+/// True when a request's query string (the part after `?`, without it)
+/// marks an agent probe: one of its `&`-separated parameters is
+/// `usher-probe=…`. A probe is always served where it landed: a web server
+/// interface never redirects it, whatever it is ordered, so the agent
+/// measures the server it asked.
+///
+/// Only a whole parameter counts (`xusher-probe=1` is not a probe); the
+/// check is a substring scan, so a request that is no probe costs one
+/// search.
+pub fn is_probe(query: &str) -> bool {
+    let mut rest = query;
+    while let Some(at) = rest.find(PROBE_PARAM) {
+        if at == 0 || rest.as_bytes()[at - 1] == b'&' {
+            return true;
+        }
+        rest = &rest[at + PROBE_PARAM.len()..];
+    }
+    false
+}
+
 /// Finds a probe sequence number in a request line or path
 /// (`GET /health?usher-probe=42 HTTP/1.1` → `Some(42)`).
 pub fn parse_probe_seq(text: &str) -> Option<u64> {
@@ -163,6 +183,25 @@ mod tests {
             parse_probe_seq("/h?usher-probe=99999999999999999999999"),
             None
         );
+    }
+
+    #[test]
+    fn probes_are_recognised_by_a_whole_parameter() {
+        assert!(is_probe("usher-probe=3"));
+        assert!(is_probe("a=1&usher-probe=3"));
+        assert!(is_probe("usher-probe=3&b=2"));
+        assert!(is_probe("xusher-probe=1&usher-probe=2"));
+        assert!(!is_probe(""));
+        assert!(!is_probe("a=1"));
+        assert!(!is_probe("xusher-probe=3"));
+        assert!(!is_probe("a=1&xusher-probe=3"));
+        assert!(!is_probe("a=usher-probe=3"));
+        assert!(
+            !is_probe("usher-probe"),
+            "no value: not what the agent sends"
+        );
+        // The agent's own probe query is recognised.
+        assert!(is_probe(&format!("{PROBE_PARAM}{}", 42)));
     }
 
     /// Queue in front of the interface: the record's start is when the probe

@@ -5,6 +5,13 @@
 //! it is listed, or lies under a stateful prefix, or when the request carries
 //! the session cookie marker. If an allow list is set, only listed pages may
 //! be redirected at all.
+//!
+//! The request method matters too: a 302 makes a browser repeat the request
+//! as a `GET` without its body, so a web server answers 302 only to `GET`
+//! and `HEAD` ([`redirectable_method`]) and serves every other method where
+//! it landed. A front door placing a new user has no such choice (it serves
+//! nothing itself), so it answers `307` to other methods, which keeps the
+//! method and the body ([`front_door_redirect_status`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +99,26 @@ impl RedirectRules {
     }
 }
 
+/// True when a web server may answer a request with this method with a 302:
+/// only `GET` and `HEAD` (methods are case-sensitive). Any other method is
+/// served where it landed, since a browser turns a 302 into a `GET` and drops
+/// the body (a submitted form would be lost).
+pub fn redirectable_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD")
+}
+
+/// The status a front door (interceptor role) answers when it sends a new
+/// user to a server in redirect mode: `302` for `GET` and `HEAD`, `307`
+/// (the client repeats the same method with the same body) for every other
+/// method.
+pub fn front_door_redirect_status(method: &str) -> u16 {
+    if redirectable_method(method) {
+        302
+    } else {
+        307
+    }
+}
+
 /// True when a `Cookie` header holds a cookie called `name` (any value).
 pub fn has_cookie(cookie_header: &str, name: &str) -> bool {
     cookie_header.split(';').any(|pair| {
@@ -134,6 +161,22 @@ mod tests {
         assert!(r.may_redirect("/static/a.css", None));
         assert!(!r.may_redirect("/about", None));
         assert!(!r.may_redirect("/cart", None));
+    }
+
+    #[test]
+    fn only_get_and_head_are_redirected_with_302() {
+        assert!(redirectable_method("GET"));
+        assert!(redirectable_method("HEAD"));
+        for m in [
+            "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "get", "", "GETX",
+        ] {
+            assert!(!redirectable_method(m), "{m:?}");
+        }
+        assert_eq!(front_door_redirect_status("GET"), 302);
+        assert_eq!(front_door_redirect_status("HEAD"), 302);
+        assert_eq!(front_door_redirect_status("POST"), 307);
+        assert_eq!(front_door_redirect_status("PUT"), 307);
+        assert_eq!(front_door_redirect_status("DELETE"), 307);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The control plane's built-in front door, end to end against the real
 //! `usher control`: weighted referral split, configured-URL-only Location
-//! headers (forged Host, absolute-URI), sorry page / 503, re-enable,
-//! proxy mode and the concurrency limit.
+//! headers (forged Host, absolute-URI), sorry page / 503 (the built-in page
+//! is the one every usher front door shows), re-enable, 307 for methods
+//! other than GET and HEAD, proxy mode and the concurrency limit.
 
 mod cp_common;
 
@@ -258,4 +259,52 @@ fn proxy_mode_reaches_the_backend_and_limits_concurrency() {
     let r = get(slow_front, "/");
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(r.body.contains("dead"), "{}", r.body);
+}
+
+#[test]
+fn post_in_redirect_mode_gets_307_and_disabled_app_the_built_in_sorry_page() {
+    let front = free_port();
+    let cfg = format!(
+        "[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\nmode = \"redirect\"\n\
+         [[servers]]\nname = \"a\"\napp = \"shop\"\nurl = \"http://127.0.0.1:20201\"\ncapacity = 5\n"
+    );
+    let cp = ControlPlane::start(&cfg, &[]);
+    wait_for_port(front, Duration::from_secs(5));
+    let url = |path: &str| format!("http://127.0.0.1:{front}{path}");
+    let agent = http();
+
+    let r = call(agent.get(&url("/form?x=1")), None);
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("http://127.0.0.1:20201/form?x=1")
+    );
+    let r = call(agent.head(&url("/form")), None);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.location.as_deref(), Some("http://127.0.0.1:20201/form"));
+    // POST and PUT keep their method and body: 307 to the same place.
+    for req in [agent.post(&url("/form?x=1")), agent.put(&url("/form?x=1"))] {
+        let r = call(
+            req.set("content-type", "application/x-www-form-urlencoded"),
+            Some("name=value&other=1"),
+        );
+        assert_eq!(r.status, 307, "{}", r.body);
+        assert_eq!(
+            r.location.as_deref(),
+            Some("http://127.0.0.1:20201/form?x=1")
+        );
+    }
+
+    // No sorry page configured: the built-in one, the same text the nginx
+    // module and the Envoy filter show.
+    cp.api_ok("POST", "/api/v1/apps/shop/disable", None);
+    for (req, body) in [
+        (agent.get(&url("/")), None),
+        (agent.post(&url("/form")), Some("a=b")),
+    ] {
+        let r = call(req, body);
+        assert_eq!(r.status, 503);
+        assert_eq!(r.body, usher_core::BUILT_IN_SORRY_PAGE);
+        assert!(r.content_type.unwrap_or_default().starts_with("text/html"));
+    }
 }

@@ -2,6 +2,8 @@
 //! weights in both modes (10,000 picks within ±1.5 points of the shares),
 //! never picks an unavailable server, and in proxy mode every request really
 //! reaches the chosen backend through the override_host load balancer.
+//! Methods other than GET and HEAD get 307 (method and body kept); a
+//! disabled app shows usher's one built-in sorry page.
 
 mod envoy_support;
 
@@ -190,4 +192,57 @@ fn proxy_mode_reaches_the_chosen_backend_by_weight() {
     );
     let r = call(http().get(&door.envoy.url("/")), None);
     assert!(r.body.contains("Sorry"), "{}", r.body);
+}
+
+#[test]
+fn redirect_mode_answers_307_to_methods_other_than_get_and_head() {
+    let door = start("redirect");
+    let agent = http();
+    let is_server_url = |loc: &str, path: &str| {
+        door.apps
+            .iter()
+            .any(|a| loc == format!("{}{path}", a.url()))
+    };
+    let r = call(agent.get(&door.envoy.url("/form?x=1")), None);
+    assert_eq!(r.status, 302, "{}", r.body);
+    let loc = r.location.unwrap_or_default();
+    assert!(is_server_url(&loc, "/form?x=1"), "{loc}");
+    let r = call(agent.head(&door.envoy.url("/form")), None);
+    assert_eq!(r.status, 302);
+    let loc = r.location.unwrap_or_default();
+    assert!(is_server_url(&loc, "/form"), "{loc}");
+    // POST and PUT keep their method and body: 307 to the chosen server.
+    for req in [
+        agent.post(&door.envoy.url("/form?x=1")),
+        agent.put(&door.envoy.url("/form?x=1")),
+    ] {
+        let r = call(
+            req.set("content-type", "application/x-www-form-urlencoded"),
+            Some("name=value&other=1"),
+        );
+        assert_eq!(r.status, 307, "{}", r.body);
+        let loc = r.location.unwrap_or_default();
+        assert!(is_server_url(&loc, "/form?x=1"), "{loc}");
+    }
+}
+
+#[test]
+fn disabled_app_shows_the_built_in_sorry_page() {
+    let door = start("redirect");
+    let mut off = weights(&door, 5, "redirect");
+    off["apps"][0]["enabled"] = json!(false);
+    door.envoy.push(off);
+    let sorry = eventually(std::time::Duration::from_secs(2), || {
+        (0..10).all(|_| fresh_get(&door.envoy.url("/")).status == 503)
+    });
+    assert!(sorry.is_some(), "disabled app not answered with 503");
+    for _ in 0..10 {
+        let r = fresh_get(&door.envoy.url("/"));
+        assert_eq!(r.status, 503);
+        assert_eq!(r.body, usher_core::BUILT_IN_SORRY_PAGE);
+        assert!(r
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("text/html")));
+    }
 }

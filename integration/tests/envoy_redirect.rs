@@ -141,3 +141,54 @@ fn a_pushed_change_reaches_every_worker_within_one_second() {
     }
     eprintln!("change applied per worker after: {first_new:?}");
 }
+
+#[test]
+fn probes_and_methods_other_than_get_and_head_are_served_where_they_landed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_app, envoy) = start(dir.path());
+    let agent = http();
+    envoy.push(redirect_to(20, "http://127.0.0.1:9/"));
+    let on = eventually(Duration::from_secs(2), || {
+        (0..10).all(|_| fresh_get(&envoy.url("/")).status == 302)
+    });
+    assert!(on.is_some(), "redirect order not applied");
+    let r = call(agent.get(&envoy.url("/")), None);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.location.as_deref(), Some("http://127.0.0.1:9/"));
+
+    // The agent's probe (and any query carrying its parameter) is served.
+    for path in ["/health?usher-probe=7", "/health?a=1&usher-probe=8"] {
+        let r = call(agent.get(&envoy.url(path)), None);
+        assert_eq!(r.status, 200, "probe {path} served, not redirected");
+        assert_eq!(r.location, None, "{path}");
+        assert_eq!(r.body, "ok a\n", "{path} answered by the app");
+    }
+    // A look-alike parameter is no probe.
+    let r = call(agent.get(&envoy.url("/health?xusher-probe=7")), None);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("http://127.0.0.1:9/health?xusher-probe=7")
+    );
+
+    // POST (with a body) and PUT reach the app: the demo app only serves
+    // GET on `/`, so its own 404 text shows the request got there.
+    for req in [agent.post(&envoy.url("/")), agent.put(&envoy.url("/"))] {
+        let r = call(req.set("content-type", "text/plain"), Some("name=value"));
+        assert_eq!(r.status, 404, "{}", r.body);
+        assert_eq!(r.location, None);
+        assert_eq!(r.body, "not found\n", "the app's own answer");
+    }
+    // …and a POST the app serves is answered by it.
+    let r = call(agent.post(&envoy.url("/control")), Some("x"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["name"], "a");
+
+    // HEAD is redirected like GET.
+    let r = call(agent.head(&envoy.url("/static.html?v=2")), None);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("http://127.0.0.1:9/static.html?v=2")
+    );
+}

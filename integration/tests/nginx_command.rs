@@ -197,3 +197,56 @@ fn echo_answers_text_and_the_worker_pid() {
         .as_deref()
         .is_some_and(|c| c.starts_with("application/json")));
 }
+
+#[test]
+fn probes_and_methods_other_than_get_and_head_are_served_where_they_landed() {
+    let app = DemoApp::start("landed", 0);
+    let nginx = server(&app);
+    let r = nginx.push(&redirect_on(20));
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // The redirect is on for ordinary GETs.
+    let r = nginx.get("/");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.location.as_deref(), Some(format!("{TARGET}/").as_str()));
+
+    // The agent's probe (and any query carrying its parameter) is served.
+    for path in ["/health?usher-probe=7", "/health?a=1&usher-probe=8"] {
+        let r = nginx.get(path);
+        assert_eq!(r.status, 200, "probe {path} served, not redirected");
+        assert_eq!(r.location, None, "{path}");
+        assert_eq!(r.body, "ok landed\n", "{path} answered by the app");
+    }
+    // A look-alike parameter is no probe.
+    let r = nginx.get("/health?xusher-probe=7");
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("{TARGET}/health?xusher-probe=7").as_str())
+    );
+
+    // POST (with a body) and PUT reach the app: the demo app only serves
+    // GET on `/`, so its own 404 text shows the request got there.
+    let agent = http();
+    for req in [agent.post(&nginx.url("/")), agent.put(&nginx.url("/"))] {
+        let r = call(req.set("Content-Type", "text/plain"), Some("name=value"));
+        assert_eq!(r.status, 404, "{}", r.body);
+        assert_eq!(r.location, None);
+        assert_eq!(r.body, "not found\n", "the app's own answer");
+    }
+    // …and a POST the app serves is answered by it.
+    let r = call(agent.post(&nginx.url("/control")), Some("x"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["name"], "landed");
+
+    // HEAD is redirected like GET.
+    let r = call(agent.head(&nginx.url("/static.html?v=2")), None);
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("{TARGET}/static.html?v=2").as_str())
+    );
+
+    // Only the three redirects were counted.
+    assert_eq!(nginx.counters()["redirects"], 3);
+}

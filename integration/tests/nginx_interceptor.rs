@@ -183,3 +183,83 @@ fn configured_sorry_page_is_served_when_static_servers_are_missing() {
     assert_eq!(r.status, 503);
     assert_eq!(r.body, SORRY);
 }
+
+#[test]
+fn redirect_mode_answers_307_to_methods_other_than_get_and_head() {
+    let nginx = front_door("usher_server a http://127.0.0.1:4001 5;", "");
+    let agent = http();
+    let r = call(agent.get(&nginx.url("/form?x=1")), None);
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert_eq!(
+        r.location.as_deref(),
+        Some("http://127.0.0.1:4001/form?x=1")
+    );
+    let r = call(agent.head(&nginx.url("/form")), None);
+    assert_eq!(r.status, 302);
+    assert_eq!(r.location.as_deref(), Some("http://127.0.0.1:4001/form"));
+    // POST and PUT keep their method and body: 307 to the same place.
+    for req in [
+        agent.post(&nginx.url("/form?x=1")),
+        agent.put(&nginx.url("/form?x=1")),
+    ] {
+        let r = call(
+            req.set("Content-Type", "application/x-www-form-urlencoded"),
+            Some("name=value&other=1"),
+        );
+        assert_eq!(r.status, 307, "{}", r.body);
+        assert_eq!(
+            r.location.as_deref(),
+            Some("http://127.0.0.1:4001/form?x=1")
+        );
+    }
+    // A snapshot's server, too.
+    let snapshot = json!({"version": 3, "apps": [{"name": "shop", "enabled": true, "servers": [
+        {"name": "b", "url": "http://127.0.0.1:4002", "capacity": 5, "available": true}]}]});
+    assert_eq!(nginx.push(&snapshot).status, 200);
+    let r = call(agent.post(&nginx.url("/")), Some("a=b"));
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(r.location.as_deref(), Some("http://127.0.0.1:4002/"));
+    assert_eq!(nginx.counters()["picks"], 5);
+}
+
+/// A disabled application without a page of its own shows usher's one
+/// built-in sorry page (the same text as the Envoy filter and the control
+/// plane's front door); `nginx/sorry.html` is that text; a configured page
+/// wins over it when the snapshot carries none.
+#[test]
+fn disabled_app_shows_the_built_in_sorry_page() {
+    let disabled = json!({"version": 1, "apps": [{"name": "shop", "enabled": false, "servers": [
+        {"name": "a", "url": "http://127.0.0.1:5001", "capacity": 5, "available": true}]}]});
+
+    let bare = front_door("usher_server a http://127.0.0.1:5001 5;", "");
+    assert_eq!(bare.push(&disabled).status, 200);
+    let r = bare.get("/");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, usher_core::BUILT_IN_SORRY_PAGE);
+    assert!(r
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.starts_with("text/html")));
+
+    let shipped = usher_integration::repo_root().join("nginx/sorry.html");
+    let with_shipped = front_door(
+        "usher_server a http://127.0.0.1:5001 5;",
+        &format!("usher_sorry_page {};", shipped.display()),
+    );
+    assert_eq!(with_shipped.push(&disabled).status, 200);
+    let r = with_shipped.get("/");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, usher_core::BUILT_IN_SORRY_PAGE, "nginx/sorry.html");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("sorry.html");
+    std::fs::write(&page, SORRY).expect("write sorry page");
+    let own = front_door(
+        "usher_server a http://127.0.0.1:5001 5;",
+        &format!("usher_sorry_page {};", page.display()),
+    );
+    assert_eq!(own.push(&disabled).status, 200);
+    let r = own.get("/");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, SORRY, "the operator's page wins");
+}

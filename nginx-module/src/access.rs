@@ -4,12 +4,18 @@
 //! Server role: when the current snapshot orders a redirect and the rules
 //! allow it for this request (`RedirectRules::may_redirect`, checked against
 //! both the configured and the pushed rules), answer 302 to the target joined
-//! with the request's own path and query; otherwise serve.
+//! with the request's own path and query; otherwise serve. Only `GET` and
+//! `HEAD` are ever redirected (`usher_core::rules::redirectable_method`), and
+//! never an agent probe (`usher_core::probe::is_probe`): those are served
+//! where they landed.
 //!
 //! Interceptor role: pick a server with the application's `FrontDoor` and a
-//! per-worker random draw, then 302 to it (redirect mode) or hand its URL to
-//! `proxy_pass $usher_upstream` (proxy mode); a disabled application or one
-//! without an available server gets the sorry page with 503.
+//! per-worker random draw, then 302 to it (307 for methods other than `GET`
+//! and `HEAD`, so the method and body are kept) in redirect mode, or hand its
+//! URL to `proxy_pass $usher_upstream` (proxy mode); a disabled application
+//! or one without an available server gets the sorry page with 503 (the
+//! snapshot's page, else `usher_sorry_page`, else the built-in page shared
+//! by every usher front door, `usher_core::BUILT_IN_SORRY_PAGE`).
 
 use ngx::ffi::{
     ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_request_t, ngx_int_t,
@@ -17,7 +23,9 @@ use ngx::ffi::{
 };
 use ngx::http::HttpModuleLocationConf;
 use usher_core::model::{join_url, AppMode};
-use usher_core::Pick;
+use usher_core::probe::is_probe;
+use usher_core::rules::{front_door_redirect_status, redirectable_method};
+use usher_core::{Pick, BUILT_IN_SORRY_PAGE};
 
 use crate::conf::{LocConf, Role};
 use crate::module::Module;
@@ -25,10 +33,6 @@ use crate::net;
 use crate::shared::{count, Counter};
 
 const DECLINED: ngx_int_t = NGX_DECLINED as ngx_int_t;
-
-/// The built-in sorry page.
-const SORRY_PAGE: &str = "<!doctype html><html><head><title>Service unavailable</title></head>\
-<body><h1>Sorry</h1><p>This service is not available right now. Please try again in a moment.</p></body></html>\n";
 
 /// ACCESS phase handler.
 ///
@@ -62,6 +66,17 @@ fn unparsed_uri(r: &ngx_http_request_t) -> String {
     net::text(&r.unparsed_uri)
 }
 
+/// The request method as sent (`GET`, `POST`, …; empty if not text).
+fn method(r: &ngx_http_request_t) -> &str {
+    std::str::from_utf8(net::bytes(&r.method_name)).unwrap_or("")
+}
+
+/// True when the server role may answer this request with a redirect at
+/// all: a `GET` or `HEAD` that is not an agent probe.
+fn movable(r: &ngx_http_request_t) -> bool {
+    redirectable_method(method(r)) && !is_probe(&String::from_utf8_lossy(net::bytes(&r.args)))
+}
+
 /// # Safety
 /// `r` must be a valid main request.
 unsafe fn server(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
@@ -73,6 +88,9 @@ unsafe fn server(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
         w.refresh();
         let orders = w.snapshot.as_ref()?.orders.as_ref()?;
         let target = &orders.redirect.as_ref()?.target;
+        if !movable(req) {
+            return None;
+        }
         let path = String::from_utf8_lossy(net::bytes(&req.uri));
         // SAFETY: a valid request.
         let cookies = unsafe { net::cookies(r) };
@@ -87,7 +105,7 @@ unsafe fn server(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
     };
     count(Counter::Redirects);
     // SAFETY: a valid request whose header was not sent.
-    unsafe { crate::respond::redirect(r, &location) }
+    unsafe { crate::respond::redirect(r, 302, &location) }
 }
 
 enum Decision {
@@ -125,8 +143,9 @@ unsafe fn interceptor(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
         None => DECLINED,
         Some(Decision::Redirect(url)) => {
             count(Counter::Picks);
+            let status = front_door_redirect_status(method(req));
             // SAFETY: a valid request whose header was not sent.
-            unsafe { crate::respond::redirect(r, &join_url(&url, &unparsed_uri(req))) }
+            unsafe { crate::respond::redirect(r, status, &join_url(&url, &unparsed_uri(req))) }
         }
         Some(Decision::Proxy(url)) => {
             count(Counter::Picks);
@@ -136,7 +155,11 @@ unsafe fn interceptor(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
         }
         Some(Decision::Sorry(page)) => {
             count(Counter::Sorry);
-            let body = page.as_deref().unwrap_or(SORRY_PAGE);
+            // The snapshot's page, else the configured one, else built-in.
+            let body = page
+                .as_deref()
+                .or(conf.sorry_page.as_deref())
+                .unwrap_or(BUILT_IN_SORRY_PAGE);
             // SAFETY: a valid request; we answer it completely here and
             // finalize it ourselves, so the phase engine must stop (NGX_DONE).
             unsafe {

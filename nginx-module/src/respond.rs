@@ -4,7 +4,7 @@
 use ngx::ffi::{
     ngx_chain_t, ngx_create_temp_buf, ngx_http_output_filter, ngx_http_request_t,
     ngx_http_send_header, ngx_int_t, ngx_list_push, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
-    NGX_ERROR, NGX_HTTP_MOVED_TEMPORARILY, NGX_OK,
+    NGX_ERROR, NGX_HTTP_MOVED_TEMPORARILY, NGX_HTTP_TEMPORARY_REDIRECT, NGX_OK,
 };
 
 /// Copies `s` into the request pool.
@@ -71,12 +71,13 @@ pub unsafe fn send(
     }
 }
 
-/// Sets `Location: url` and returns 302 for nginx to answer (from an access
-/// or content handler).
+/// Sets `Location: url` and returns `status` (302 or 307) for nginx to
+/// answer (from an access or content handler); nginx writes the small body
+/// and discards a request body.
 ///
 /// # Safety
 /// `r` must be a valid request whose header was not sent yet.
-pub unsafe fn redirect(r: *mut ngx_http_request_t, url: &str) -> ngx_int_t {
+pub unsafe fn redirect(r: *mut ngx_http_request_t, status: u16, url: &str) -> ngx_int_t {
     // SAFETY: a valid request; the header element and its strings are
     // allocated from the request's header list and pool.
     unsafe {
@@ -95,7 +96,11 @@ pub unsafe fn redirect(r: *mut ngx_http_request_t, url: &str) -> ngx_int_t {
         (*h).value = value;
         (*h).lowcase_key = std::ptr::null_mut();
         (*r).headers_out.location = h;
-        NGX_HTTP_MOVED_TEMPORARILY as ngx_int_t
+        if status == NGX_HTTP_TEMPORARY_REDIRECT as u16 {
+            NGX_HTTP_TEMPORARY_REDIRECT as ngx_int_t
+        } else {
+            NGX_HTTP_MOVED_TEMPORARILY as ngx_int_t
+        }
     }
 }
 

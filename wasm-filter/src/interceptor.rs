@@ -1,11 +1,13 @@
 //! Interceptor role, per request: the worker's front door picks a server
 //! (one random draw, one binary search, no lock) and the request gets a 302
-//! to it, or, in proxy mode, the steering header the cluster's
+//! to it (307 for methods other than `GET` and `HEAD`, which keeps the
+//! method and body; `:method` is read only then), or, in proxy mode, the steering header the cluster's
 //! `override_host` load balancer reads (it can only choose the cluster's own
 //! endpoints), or the sorry page / 503.
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
+use usher_core::rules::front_door_redirect_status;
 
 use crate::host;
 use crate::root::Shared;
@@ -46,8 +48,9 @@ impl HttpContext for InterceptorCtx {
                 return Action::Continue;
             }
             Decision::Redirect(location) => {
+                let method = host::request_header(":method").unwrap_or_default();
                 host::send_response(
-                    302,
+                    u32::from(front_door_redirect_status(&method)),
                     &[("location", &location), ("x-usher-worker", &id)],
                     None,
                 );

@@ -1,9 +1,11 @@
 //! Server role, per request: microsecond timing from the request headers to
 //! the log phase, the selected record fields, and the redirect the snapshot
-//! orders unless the page is stateful or the user carries the session
-//! cookie. No request header is written. Host calls are what cost here, so
-//! the request phase only reads the clock, plus `:path` (and the cookie)
-//! when a redirect or the report pages must look at it; every recorded
+//! orders unless the page is stateful, the user carries the session cookie,
+//! the method is not `GET`/`HEAD` or the request is an agent probe (those
+//! are served where they landed). No request header is written. Host calls
+//! are what cost here, so the request phase only reads the clock, plus
+//! `:path` (and `:method` and the cookie) when a redirect or the report
+//! pages must look at it; every recorded
 //! field is read in the log phase, where Envoy still holds both header maps.
 //! A phase that needs one header value asks for it alone, one that needs
 //! more fetches the whole header map once (read in place); unselected fields
@@ -144,18 +146,24 @@ impl HttpContext for ServerCtx {
         };
         let want_cookie = redirecting && session_cookie;
         let mut cookie = None;
+        let mut method = None;
         if needs_path {
             // Fetch the whole map when the log phase will want more values
-            // from it anyway, and keep it for then.
+            // from it anyway, and keep it for then. A redirect needs the
+            // method too, so it always takes the map.
             let later = if self.mask.0 != 0 {
                 request_values(self.mask)
             } else {
                 0
             };
-            match Lookup::request(1 + usize::from(want_cookie) + later) {
+            let wanted = 1 + usize::from(redirecting) + usize::from(want_cookie) + later;
+            match Lookup::request(wanted) {
                 Lookup::Map(map) => {
                     if let Some(h) = &map {
                         self.path = h.get(":path").map(str::to_owned);
+                        if redirecting {
+                            method = h.get(":method").map(str::to_owned);
+                        }
                         if want_cookie {
                             cookie = h.get("cookie").map(str::to_owned);
                         }
@@ -176,10 +184,13 @@ impl HttpContext for ServerCtx {
         if !redirecting {
             return Action::Continue;
         }
-        let target = self
-            .path
-            .as_deref()
-            .and_then(|p| self.worker.borrow().view.redirect_for(p, cookie.as_deref()));
+        let target = self.path.as_deref().and_then(|p| {
+            let method = method.as_deref().unwrap_or("");
+            self.worker
+                .borrow()
+                .view
+                .redirect_for(method, p, cookie.as_deref())
+        });
         let Some(location) = target else {
             return Action::Continue;
         };

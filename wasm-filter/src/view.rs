@@ -5,14 +5,12 @@
 //! epsilon bumps, per worker, without a lock).
 
 use usher_core::model::join_url;
+use usher_core::probe::is_probe;
+use usher_core::rules::redirectable_method;
 use usher_core::snapshot::{AppView, ServerView, Snapshot};
-use usher_core::{AppMode, FieldMask, FrontDoor, Pick, RedirectRules};
+use usher_core::{AppMode, FieldMask, FrontDoor, Pick, RedirectRules, BUILT_IN_SORRY_PAGE};
 
 use crate::config::Settings;
-
-/// The built-in sorry page.
-pub const SORRY_PAGE: &str = "<!doctype html><title>Sorry</title><h1>Sorry</h1>\
-<p>This service is not available right now. Please try again in a moment.</p>\n";
 
 /// What one worker acts on.
 #[derive(Debug, Clone)]
@@ -93,10 +91,25 @@ impl View {
                 .any(|p| path.starts_with(p.as_str()))
     }
 
-    /// Server role: where to redirect this request, if anywhere.
-    pub fn redirect_for(&self, path_and_query: &str, cookie: Option<&str>) -> Option<String> {
+    /// Server role: where to redirect this request, if anywhere. Only a
+    /// `GET` or `HEAD` is ever redirected, never an agent probe, and only
+    /// when the rules allow its path and cookie.
+    pub fn redirect_for(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        cookie: Option<&str>,
+    ) -> Option<String> {
         let target = self.redirect_target.as_ref()?;
-        let path = path_and_query.split('?').next().unwrap_or("");
+        if !redirectable_method(method) {
+            return None;
+        }
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        if is_probe(query) {
+            return None;
+        }
         self.rules
             .may_redirect(path, cookie)
             .then(|| join_url(target, path_and_query))
@@ -137,9 +150,9 @@ impl Door {
                     },
                 }
             }
-            Pick::Disabled => {
-                Decision::Sorry(sorry(&self.door).unwrap_or_else(|| SORRY_PAGE.to_string()))
-            }
+            Pick::Disabled => Decision::Sorry(
+                sorry(&self.door).unwrap_or_else(|| BUILT_IN_SORRY_PAGE.to_string()),
+            ),
             Pick::NoServer => sorry(&self.door).map_or(Decision::Unavailable, Decision::Sorry),
         }
     }
@@ -255,13 +268,40 @@ mod tests {
         .expect("snapshot");
         let v = View::from_snapshot(&s, &snap, 0.0);
         assert_eq!(
-            v.redirect_for("/a?b=1", None),
+            v.redirect_for("GET", "/a?b=1", None),
             Some("http://127.0.0.1:9/a?b=1".into())
         );
-        assert_eq!(v.redirect_for("/cart", None), None);
-        assert_eq!(v.redirect_for("/checkout/pay", None), None);
-        assert_eq!(v.redirect_for("/a", Some("x=1; sid=2")), None);
-        assert_eq!(View::from_settings(&s, 0.0).redirect_for("/a", None), None);
+        assert_eq!(
+            v.redirect_for("HEAD", "/a", None),
+            Some("http://127.0.0.1:9/a".into())
+        );
+        assert_eq!(v.redirect_for("GET", "/cart", None), None);
+        assert_eq!(v.redirect_for("GET", "/checkout/pay", None), None);
+        assert_eq!(v.redirect_for("GET", "/a", Some("x=1; sid=2")), None);
+        assert_eq!(
+            View::from_settings(&s, 0.0).redirect_for("GET", "/a", None),
+            None
+        );
+    }
+
+    #[test]
+    fn probes_and_other_methods_are_served_where_they_landed() {
+        let s = settings(r#"{"role":"server","app":"shop"}"#);
+        let snap = Snapshot::from_json(
+            br#"{"version":2,"orders":{"redirect":{"target":"http://127.0.0.1:9/"}}}"#,
+        )
+        .expect("snapshot");
+        let v = View::from_snapshot(&s, &snap, 0.0);
+        assert_eq!(v.redirect_for("GET", "/health?usher-probe=7", None), None);
+        assert_eq!(v.redirect_for("HEAD", "/h?a=1&usher-probe=3", None), None);
+        assert_eq!(
+            v.redirect_for("GET", "/health?xusher-probe=7", None),
+            Some("http://127.0.0.1:9/health?xusher-probe=7".into()),
+            "not a probe"
+        );
+        for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            assert_eq!(v.redirect_for(m, "/", None), None, "{m}");
+        }
     }
 
     #[test]
@@ -289,7 +329,7 @@ mod tests {
         let door = v.door.as_mut().expect("door");
         assert_eq!(
             door.decide(0.0, 0.5, "/", None),
-            Decision::Sorry(SORRY_PAGE.into())
+            Decision::Sorry(BUILT_IN_SORRY_PAGE.into())
         );
         let snap = Snapshot::from_json(
             br#"{"version":6,"apps":[{"name":"shop","enabled":true,"sorry_page":"busy","servers":[

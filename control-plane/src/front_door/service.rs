@@ -1,4 +1,5 @@
-//! Answering one request at a front door: 302, proxy, sorry page or 503.
+//! Answering one request at a front door: 302 (307 for methods other than
+//! GET and HEAD, so the method and body are kept), proxy, sorry page or 503.
 //! No database access and no locks beyond the door's pick.
 
 use std::convert::Infallible;
@@ -11,9 +12,10 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::future::{ready, Either, Ready};
 use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
-use hyper::{Body, Request, Response, StatusCode};
+use hyper::{Body, Method, Request, Response, StatusCode};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use usher_core::rules::front_door_redirect_status;
 
 use super::door::{Decision, Door};
 use super::proxy::{forward, Client};
@@ -65,7 +67,7 @@ pub fn handle(door: &Arc<Door>, client: &Client, remote: SocketAddr, req: Reques
         Decision::Redirect(url) => {
             drop(slot);
             let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::FOUND;
+            *r.status_mut() = redirect_status(req.method());
             match HeaderValue::try_from(url) {
                 Ok(v) => {
                     r.headers_mut().insert(LOCATION, v);
@@ -85,10 +87,32 @@ pub fn handle(door: &Arc<Door>, client: &Client, remote: SocketAddr, req: Reques
     }
 }
 
+/// The status that sends a new user to the chosen server: 302 for GET and
+/// HEAD, 307 for other methods (the client repeats the request with the
+/// same method and body). The rule is `usher_core`'s, shared with the nginx
+/// module and the Envoy filter.
+fn redirect_status(method: &Method) -> StatusCode {
+    StatusCode::from_u16(front_door_redirect_status(method.as_str())).unwrap_or(StatusCode::FOUND)
+}
+
 /// A uniform draw in [0, 1) from a per-thread generator.
 fn draw() -> f64 {
     thread_local! {
         static RNG: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_entropy());
     }
     RNG.with(|r| r.borrow_mut().gen::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn post_and_other_methods_get_307() {
+        assert_eq!(redirect_status(&Method::GET), StatusCode::FOUND);
+        assert_eq!(redirect_status(&Method::HEAD), StatusCode::FOUND);
+        for m in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            assert_eq!(redirect_status(&m), StatusCode::TEMPORARY_REDIRECT, "{m}");
+        }
+    }
 }

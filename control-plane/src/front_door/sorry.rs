@@ -1,11 +1,10 @@
-//! The built-in sorry page, shown with 503 when an app is disabled and no
-//! sorry page is configured.
+//! Fixed answers of the built-in front door: the sorry page shown with 503
+//! when an app is disabled and no sorry page is configured (the one text
+//! every front door shares, from `usher_core`), and the plain 503 bodies.
 
-/// HTML of the built-in sorry page.
-pub const BUILT_IN_SORRY_PAGE: &str = "<!DOCTYPE html>
-<html><head><meta charset=\"utf-8\"><title>Service unavailable</title></head>
-<body><h1>Sorry</h1><p>This service is not available right now. Please try again in a few minutes.</p></body></html>
-";
+/// HTML of the built-in sorry page: the same text the nginx module and the
+/// Envoy filter answer.
+pub use usher_core::sorry::BUILT_IN_SORRY_PAGE;
 
 /// Body of the 503 answer when no server is available and no sorry page is configured.
 pub const NO_SERVER_BODY: &str = "503 Service Unavailable: no server is available\n";
