@@ -308,6 +308,12 @@ pub mod event_type {
     pub const REPORT_FAILED: (u32, &str) = (132, "report_failed");
     pub const AGENT_CONNECTED: (u32, &str) = (200, "agent_connected");
     pub const AGENT_SILENT: (u32, &str) = (201, "agent_silent");
+    /// A connection said hello with the id of an agent that is connected
+    /// and heard from: refused, the first connection is left alone.
+    pub const AGENT_REFUSED: (u32, &str) = (202, "agent_refused");
+    /// An agent claimed (hello) or reported on a server that another live
+    /// agent watches: the claim is ignored.
+    pub const CLAIM_REFUSED: (u32, &str) = (203, "claim_refused");
     pub const SERVER_FAILED: (u32, &str) = (210, "server_failed");
     pub const SERVER_RECOVERED: (u32, &str) = (211, "server_recovered");
     /// Fewer than the app's panic threshold of its enabled servers are in

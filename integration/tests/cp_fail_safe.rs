@@ -8,7 +8,9 @@
 //! * a failed probe does take its server out, at once;
 //! * panic: when fewer than the app's threshold (50 %) of its enabled
 //!   servers are in rotation, the front doors use every enabled server
-//!   (event `app_panic`), and say so again when it ends (`app_panic_over`).
+//!   (event `app_panic`), and say so again when it ends (`app_panic_over`);
+//! * a second connection with a live agent's id, and a hello claiming
+//!   another agent's server, change nothing in rotation: an event each.
 
 mod cp_common;
 mod played_agent;
@@ -168,5 +170,65 @@ fn silence_is_no_failure_probes_are_and_panic_keeps_users_in() {
     std::thread::sleep(Duration::from_millis(1000));
     assert!(states(&cp).values().all(|s| s == "ok"), "{:?}", states(&cp));
     assert_eq!(events(&cp, "app_panic").len(), 1, "no panic from a restart");
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+#[test]
+fn a_second_connection_or_a_foreign_claim_changes_nothing() {
+    let front = free_port();
+    let cp = ControlPlane::start(&config(front), &[]);
+    let token = std::fs::read_to_string(cp.dir.path().join("var/agent.token"))
+        .expect("agent token")
+        .trim()
+        .to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let owner = PlayedAgent::new("owner", &["a", "b", "c"], 5_000, Duration::ZERO);
+    rt.spawn(owner.clone().run(cp.admin_port, token.clone()));
+    let measured = eventually(Duration::from_secs(5), || {
+        let all = cp.api_ok("GET", "/api/v1/servers", None);
+        all.as_array()
+            .is_some_and(|a| a.iter().all(|s| s["measured_load"].as_u64().is_some()))
+    });
+    assert!(measured.is_some(), "the owner's figures arrive");
+
+    // The same id again (a copied agent.toml, a forger): refused, and its
+    // failed probe and its hang-up touch nothing.
+    let twin = PlayedAgent::new("owner", &["a", "b", "c"], 5_000, Duration::ZERO);
+    twin.set_probe_ok("a", false);
+    rt.spawn(twin.clone().run(cp.admin_port, token.clone()));
+    // Another id claiming a server the owner watches: the claim is ignored.
+    let intruder = PlayedAgent::new("intruder", &["b"], 5_000, Duration::ZERO);
+    intruder.set_probe_ok("b", false);
+    rt.spawn(intruder.clone().run(cp.admin_port, token));
+    let both = eventually(Duration::from_secs(3), || {
+        events(&cp, "agent_refused").len() == 1 && events(&cp, "claim_refused").len() == 1
+    });
+    assert!(
+        both.is_some(),
+        "one event each: {:?} {:?}",
+        events(&cp, "agent_refused"),
+        events(&cp, "claim_refused")
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    twin.hang_up();
+    intruder.hang_up();
+    for _ in 0..10 {
+        assert!(
+            states(&cp).values().all(|s| s == "ok"),
+            "rotation changed: {:?}",
+            states(&cp)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let c = referrals(front, 600);
+    assert!(all_reached(&c), "users still reach every server: {c:?}");
+    // The owner's connection still works: its own failed probe counts.
+    owner.set_probe_ok("c", false);
+    let out = eventually(Duration::from_secs(2), || states(&cp)["c"] == "failed");
+    assert!(out.is_some(), "the owner still speaks for c: {:?}", states(&cp));
     rt.shutdown_timeout(Duration::from_secs(1));
 }

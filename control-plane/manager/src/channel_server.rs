@@ -101,6 +101,16 @@ async fn serve(m: Manager, socket: WebSocket) {
         }
     };
     let agent_id = hello.agent_id.clone();
+    if is_live_agent(&m, &agent_id) {
+        let why = format!("agent id {agent_id} is already connected and heard from");
+        tracing::warn!("agent channel refused: {why}");
+        m.raise_event(&agent_id, event_type::AGENT_REFUSED, format!("a second connection was refused: {why}"))
+            .await;
+        if let Err(e) = sink.send(Message::close_with(1008u16, why)).await {
+            tracing::debug!("close not sent: {e}");
+        }
+        return;
+    }
     let conn_id = m.inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel::<ManagerMessage>();
     register(&m, &hello, conn_id, tx.clone()).await;
@@ -169,6 +179,32 @@ async fn serve(m: Manager, socket: WebSocket) {
     m.wake();
 }
 
+/// Whether `agent_id` has a connection that was heard from within the
+/// silence limit: a second hello with its id is then refused (a copied
+/// config or a forger must not take over a working agent's place), while an
+/// agent restarting after its old connection died takes over at once.
+fn is_live_agent(m: &Manager, agent_id: &str) -> bool {
+    let silent_after = Duration::from_millis(m.config().silent_after_ms);
+    lock(&m.inner.agents)
+        .get(agent_id)
+        .is_some_and(|a| a.last_heard.elapsed() < silent_after)
+}
+
+/// The servers of `claimed` another live agent already watches.
+fn owned_by_others(m: &Manager, agent_id: &str, claimed: &[String]) -> Vec<(String, String)> {
+    let owners: Vec<(String, String)> = {
+        let states = lock(&m.inner.servers);
+        claimed
+            .iter()
+            .filter_map(|s| Some((s.clone(), states.get(s)?.agent_id.clone())))
+            .collect()
+    };
+    owners
+        .into_iter()
+        .filter(|(_, owner)| owner != agent_id && is_live_agent(m, owner))
+        .collect()
+}
+
 async fn register(
     m: &Manager,
     hello: &Hello,
@@ -176,7 +212,20 @@ async fn register(
     tx: mpsc::UnboundedSender<ManagerMessage>,
 ) {
     let agent_id = hello.agent_id.clone();
-    let servers: Vec<String> = hello.servers.iter().map(|s| s.name.clone()).collect();
+    let claimed: Vec<String> = hello.servers.iter().map(|s| s.name.clone()).collect();
+    let taken = owned_by_others(m, &agent_id, &claimed);
+    for (server, owner) in &taken {
+        m.raise_event(
+            &agent_id,
+            event_type::CLAIM_REFUSED,
+            format!("agent {agent_id} claimed server {server}, which live agent {owner} watches: ignored"),
+        )
+        .await;
+    }
+    let servers: Vec<String> = claimed
+        .into_iter()
+        .filter(|s| !taken.iter().any(|(t, _)| t == s))
+        .collect();
     lock(&m.inner.agents).insert(
         agent_id.clone(),
         AgentConn {
@@ -252,8 +301,18 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
         return false;
     }
     let mut changed = false;
+    let mine: Vec<String> = lock(&m.inner.agents)
+        .get(agent_id)
+        .map(|a| a.servers.clone())
+        .unwrap_or_default();
     let mut states = lock(&m.inner.servers);
     for agg in &report.servers {
+        // Only an agent's own servers (those it registered and nobody
+        // live already watched) are its to report on.
+        if !mine.contains(&agg.server) {
+            tracing::debug!("agent {agent_id}: report on {} ignored (not its server)", agg.server);
+            continue;
+        }
         let st = states
             .entry(agg.server.clone())
             .or_insert_with(|| ServerState {
@@ -337,7 +396,11 @@ async fn handle(
                 let code = event.type_code;
                 if code == event_type::PROBE_FAILED.0 || code == event_type::PROBE_RECOVERED.0 {
                     let mut states = lock(&m.inner.servers);
-                    if let Some(st) = states.get_mut(&event.origin_id) {
+                    // Only the agent that watches the server speaks for it.
+                    if let Some(st) = states
+                        .get_mut(&event.origin_id)
+                        .filter(|st| st.agent_id == agent_id)
+                    {
                         st.probe_failure =
                             (code == event_type::PROBE_FAILED.0).then(|| event.text.clone());
                     }
