@@ -50,8 +50,7 @@ pub fn in_panic(fleet: &Fleet, live: &Live, app: &App) -> bool {
         .iter()
         .filter(|s| live.failed(&s.name).is_none())
         .count();
-    !enabled.is_empty()
-        && (healthy as f64) < app.panic_threshold_pct / 100.0 * enabled.len() as f64
+    !enabled.is_empty() && (healthy as f64) < app.panic_threshold_pct / 100.0 * enabled.len() as f64
 }
 
 /// One application as a front door sees it at `now_unix`: configured

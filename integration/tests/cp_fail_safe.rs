@@ -45,7 +45,11 @@ fn referrals(front: u16, n: usize) -> BTreeMap<&'static str, usize> {
     let mut counts = BTreeMap::new();
     for i in 0..n {
         let r = call(agent.get(&format!("http://127.0.0.1:{front}/p{i}")), None);
-        assert_eq!(r.status, 302, "a user was turned away: {} {}", r.status, r.body);
+        assert_eq!(
+            r.status, 302,
+            "a user was turned away: {} {}",
+            r.status, r.body
+        );
         let loc = r.location.unwrap_or_default();
         let name = PORTS
             .iter()
@@ -81,7 +85,9 @@ fn events(cp: &ControlPlane, kind: &str) -> Vec<Value> {
 }
 
 fn all_reached(c: &BTreeMap<&str, usize>) -> bool {
-    PORTS.iter().all(|(n, _)| c.get(n).copied().unwrap_or(0) > 0)
+    PORTS
+        .iter()
+        .all(|(n, _)| c.get(n).copied().unwrap_or(0) > 0)
 }
 
 #[test]
@@ -126,7 +132,10 @@ fn silence_is_no_failure_probes_are_and_panic_keeps_users_in() {
         events(&cp, "app_panic")
     );
     let c = referrals(front, 600);
-    assert!(all_reached(&c), "in panic every enabled server gets users: {c:?}");
+    assert!(
+        all_reached(&c),
+        "in panic every enabled server gets users: {c:?}"
+    );
     agent.set_probe_ok("a", true);
     agent.set_probe_ok("b", true);
     let over = eventually(Duration::from_secs(3), || {
@@ -229,6 +238,10 @@ fn a_second_connection_or_a_foreign_claim_changes_nothing() {
     // The owner's connection still works: its own failed probe counts.
     owner.set_probe_ok("c", false);
     let out = eventually(Duration::from_secs(2), || states(&cp)["c"] == "failed");
-    assert!(out.is_some(), "the owner still speaks for c: {:?}", states(&cp));
+    assert!(
+        out.is_some(),
+        "the owner still speaks for c: {:?}",
+        states(&cp)
+    );
     rt.shutdown_timeout(Duration::from_secs(1));
 }

@@ -107,7 +107,9 @@ fn loads_live_in_memory_and_reach_only_whom_they_concern() {
     );
     assert_eq!(a["state"], "ok", "{a}");
     let door = rx.all("/door/command");
-    let pushed_age = door.last().map(|g| &g.body["snapshot"]["apps"][0]["servers"][0]);
+    let pushed_age = door
+        .last()
+        .map(|g| &g.body["snapshot"]["apps"][0]["servers"][0]);
     let pushed_age = pushed_age.and_then(|s| s["load_age_secs"].as_f64());
     assert!(
         pushed_age.is_some_and(|age| (2.8..4.0).contains(&age)),
@@ -207,7 +209,11 @@ fn loads_live_in_memory_and_reach_only_whom_they_concern() {
         "/api/v1/servers/b/load",
         Some(r#"{"value":1000,"for_secs":3}"#),
     );
-    assert_eq!((b["state"].as_str(), b["load"].as_u64()), (Some("pinned"), Some(1000)), "{b}");
+    assert_eq!(
+        (b["state"].as_str(), b["load"].as_u64()),
+        (Some("pinned"), Some(1000)),
+        "{b}"
+    );
     while pinned_at.elapsed() < Duration::from_millis(2500) {
         let b = server_json(&cp, "b");
         assert_eq!(b["load"].as_u64(), Some(1000), "pin overwritten: {b}");

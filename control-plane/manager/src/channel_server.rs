@@ -104,8 +104,12 @@ async fn serve(m: Manager, socket: WebSocket) {
     if is_live_agent(&m, &agent_id) {
         let why = format!("agent id {agent_id} is already connected and heard from");
         tracing::warn!("agent channel refused: {why}");
-        m.raise_event(&agent_id, event_type::AGENT_REFUSED, format!("a second connection was refused: {why}"))
-            .await;
+        m.raise_event(
+            &agent_id,
+            event_type::AGENT_REFUSED,
+            format!("a second connection was refused: {why}"),
+        )
+        .await;
         if let Err(e) = sink.send(Message::close_with(1008u16, why)).await {
             tracing::debug!("close not sent: {e}");
         }
@@ -310,7 +314,10 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
         // Only an agent's own servers (those it registered and nobody
         // live already watched) are its to report on.
         if !mine.contains(&agg.server) {
-            tracing::debug!("agent {agent_id}: report on {} ignored (not its server)", agg.server);
+            tracing::debug!(
+                "agent {agent_id}: report on {} ignored (not its server)",
+                agg.server
+            );
             continue;
         }
         let st = states

@@ -45,7 +45,10 @@ pub fn delay_of(agg: &ServerAggregate, source: LoadSource) -> u64 {
 /// keeps its last measured value with the time it was measured, so the
 /// front doors age it toward the static capacity, as the design says,
 /// instead of turning users away from a healthy server.
-pub(crate) fn compute(cfg: &ManagerConfig, servers: &HashMap<String, ServerState>) -> Vec<ServerStatus> {
+pub(crate) fn compute(
+    cfg: &ManagerConfig,
+    servers: &HashMap<String, ServerState>,
+) -> Vec<ServerStatus> {
     let half_at_us = (cfg.half_at_ms * 1000.0).max(1.0) as u64;
     let mut out: Vec<ServerStatus> = servers
         .iter()
@@ -61,9 +64,7 @@ pub(crate) fn compute(cfg: &ManagerConfig, servers: &HashMap<String, ServerState
                 agent_id: st.agent_id.clone(),
                 dynamic_load: delay.map(|d| dynamic_load_from_delay(d, half_at_us)),
                 delay_us: delay,
-                measured_at_unix: latest
-                    .and(st.measured_at_us)
-                    .map(|us| us as f64 / 1e6),
+                measured_at_unix: latest.and(st.measured_at_us).map(|us| us as f64 / 1e6),
                 failed: reason.is_some(),
                 reason,
             }

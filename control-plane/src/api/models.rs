@@ -10,8 +10,8 @@ use usher_core::FrontDoor;
 use super::errors::ApiError;
 use crate::live::Live;
 use crate::model::{Fleet, Server, Wsi};
-use crate::views::{app_view, effective_load};
 use crate::push::WsiPushState;
+use crate::views::{app_view, effective_load};
 
 /// Largest request body accepted (bigger gets 413).
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -125,7 +125,12 @@ pub fn servers_out<'a>(fleet: &'a Fleet, live: &Live, now_unix: f64) -> Vec<Serv
     for app in &fleet.apps {
         let view = app_view(fleet, live, app, now_unix);
         let door = FrontDoor::new(&view, 0.0);
-        for ((s, m), share) in view.servers.iter().zip(door.metrics(0.0)).zip(door.shares()) {
+        for ((s, m), share) in view
+            .servers
+            .iter()
+            .zip(door.metrics(0.0))
+            .zip(door.shares())
+        {
             if let Some(server) = fleet.server(&s.name) {
                 weights.insert(server.name.as_str(), (m, share));
             }

@@ -44,7 +44,12 @@ pub struct PlayedAgent {
 
 impl PlayedAgent {
     /// An agent for `servers`, each at `mean_us` with probes ok.
-    pub fn new(agent_id: &str, servers: &[&str], mean_us: u64, measured_ago: Duration) -> Arc<Self> {
+    pub fn new(
+        agent_id: &str,
+        servers: &[&str],
+        mean_us: u64,
+        measured_ago: Duration,
+    ) -> Arc<Self> {
         Arc::new(PlayedAgent {
             agent_id: agent_id.into(),
             measured_ago,
