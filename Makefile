@@ -25,7 +25,7 @@ build-wasm:
 	@if [ -f scripts/build-wasm.sh ]; then bash scripts/build-wasm.sh; fi
 
 test: build
-	$(MAKE) test-rust test-configs
+	$(MAKE) lint test-rust test-configs
 
 # One release build serves the binaries and the tests (no second debug build).
 test-rust:
@@ -45,9 +45,13 @@ bench: build
 fmt:
 	$(CARGO) fmt --all
 
+# Format and clippy (deny warnings) over every crate, the nginx module and
+# the filter included (each needs its own build setting).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release -p usher-nginx-module -- -D warnings
+	$(CARGO) clippy --release -p usher-wasm-filter --target wasm32-wasip1 -- -D warnings
 
 clean:
 	$(CARGO) clean

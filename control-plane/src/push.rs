@@ -25,6 +25,23 @@ use crate::model::{Fleet, Wsi};
 use crate::store::Store;
 use crate::views::{differs, now_unix, wsi_snapshot};
 
+/// Largest WSI answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Reads a WSI's answer, refusing one larger than `cap` bytes.
+async fn read_capped(mut body: Body, cap: usize) -> Result<Vec<u8>, String> {
+    use hyper::body::HttpBody;
+    let mut out = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if out.len() + chunk.len() > cap {
+            return Err(format!("answer larger than {cap} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 /// Time allowed for one push.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -235,9 +252,7 @@ impl Pusher {
             let answer = tokio::time::timeout(PUSH_TIMEOUT, async {
                 let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
                 let status = resp.status();
-                let bytes = hyper::body::to_bytes(resp.into_body())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let bytes = read_capped(resp.into_body(), MAX_ANSWER_BYTES).await?;
                 Ok::<_, String>((status, bytes))
             })
             .await

@@ -42,6 +42,9 @@ pub fn answer(url: &str, status: hyper::StatusCode, body: &[u8]) -> Result<Strin
     }
 }
 
+/// Largest command-endpoint answer read.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 /// Sends `cmd` to `server`'s command endpoint; returns the answer text.
 pub async fn relay(server: &ServerConfig, cmd: &WsiCommand) -> Result<String, String> {
     let req = request(server, cmd)?;
@@ -51,9 +54,9 @@ pub async fn relay(server: &ServerConfig, cmd: &WsiCommand) -> Result<String, St
         .map_err(|_| format!("{url}: no answer within 5 s"))?
         .map_err(|e| format!("{url}: {e}"))?;
     let status = res.status();
-    let bytes = hyper::body::to_bytes(res.into_body())
+    let bytes = crate::util::read_capped(res.into_body(), MAX_ANSWER_BYTES)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{url}: {e}"))?;
     answer(&url, status, &bytes)
 }
 
