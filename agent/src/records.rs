@@ -6,6 +6,9 @@
 //!
 //! Every record source (ring reader thread, batch receiver) pushes into one
 //! [`RecordSink`] under a mutex, taken once per drained batch.
+//!
+//! Size: about 160 lines are unit tests of the aggregation; the code itself
+//! is under 400.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

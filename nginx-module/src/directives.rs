@@ -1,6 +1,10 @@
 //! The `usher_*` directives. Each checks its arguments with the same
 //! validators the control plane uses and fails `nginx -t` with a message
 //! naming the directive and the bad value.
+//!
+//! Size: one file on purpose: it is the module's whole directive table and
+//! its handlers, the list `nginx -t` users read when a directive is refused;
+//! each handler is short.
 
 use std::ffi::{c_char, c_void};
 

@@ -1,4 +1,8 @@
 //! `usher ctl`: the operator's command line over the admin API.
+//!
+//! Size: over 400 lines because it holds the clap command tree of every
+//! subcommand and their dispatch; splitting it per area (apps, servers,
+//! logs) is open work.
 
 mod client;
 mod output;

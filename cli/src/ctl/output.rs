@@ -1,4 +1,7 @@
 //! Human-readable tables for `usher ctl`.
+//!
+//! Size: about 160 lines are unit tests on sample JSON; the tables
+//! themselves are under 400.
 
 use serde::Deserialize;
 use serde_json::Value;
