@@ -17,11 +17,12 @@ pub mod loadcalc;
 pub mod logdb;
 pub mod queries;
 pub mod state;
+pub mod status;
 pub mod token;
 
 pub use channel_server::channel_route;
 pub use config::{LoadSource, ManagerConfig};
-pub use loadcalc::ServerStatus;
+pub use status::ServerStatus;
 pub use logdb::LogDb;
 pub use queries::{api_routes, AuthCheck};
 pub use state::{LoadListener, Manager, ManagerError, NoListener};

@@ -4,29 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use usher_core::channel::{event_type, ManagerMessage, ServerAggregate};
 use usher_core::dynamic_load_from_delay;
 
 use crate::config::{LoadSource, ManagerConfig};
 use crate::logdb::{now_us, Sample, Write};
 use crate::state::{lock, Manager, ServerState};
-
-/// One server's status at one interval.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServerStatus {
-    pub server: String,
-    pub agent_id: String,
-    /// Dynamic load value 1..=10000; `None` when nothing was measured lately.
-    pub dynamic_load: Option<u32>,
-    /// The delay the value came from, in microseconds.
-    pub delay_us: Option<u64>,
-    /// When the agent measured it (unix seconds): data age counts from here.
-    pub measured_at_unix: Option<f64>,
-    /// True when the server must leave rotation.
-    pub failed: bool,
-    pub reason: Option<String>,
-}
+pub use crate::status::ServerStatus;
 
 /// The delay a server's figures stand for, by the configured source.
 pub fn delay_of(agg: &ServerAggregate, source: LoadSource) -> u64 {

@@ -13,7 +13,7 @@ use usher_core::channel::{
 };
 
 use crate::config::ManagerConfig;
-use crate::loadcalc::ServerStatus;
+use crate::status::ServerStatus;
 use crate::logdb::{now_us, LogDb, LogDbError, Write};
 use crate::token;
 

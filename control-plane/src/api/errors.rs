@@ -8,8 +8,10 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
-use super::models::MAX_BODY_BYTES;
 use crate::store::StoreError;
+
+/// Largest request body accepted (bigger gets 413).
+pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 
 /// Everything an admin request can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -8,5 +8,5 @@ mod models;
 mod routes;
 
 pub use errors::ApiError;
-pub use models::MAX_BODY_BYTES;
+pub use errors::MAX_BODY_BYTES;
 pub use routes::routes;

@@ -13,9 +13,6 @@ use crate::model::{Fleet, Server, Wsi};
 use crate::push::WsiPushState;
 use crate::views::{app_view, effective_load};
 
-/// Largest request body accepted (bigger gets 413).
-pub const MAX_BODY_BYTES: u64 = 64 * 1024;
-
 /// Parses a JSON body; an error names the field it is about (`value`,
 /// `stateful[2]`) or `body` when the JSON itself is broken.
 pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

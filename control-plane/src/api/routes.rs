@@ -4,9 +4,8 @@
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::errors::{recover, reply, ApiError};
+use super::errors::{recover, reply, ApiError, MAX_BODY_BYTES};
 use super::handlers as h;
-use super::models::MAX_BODY_BYTES;
 use crate::state::AppState;
 use crate::token::bearer_matches;
 

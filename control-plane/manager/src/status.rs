@@ -1,0 +1,21 @@
+//! What the load loop tells the rest of the control plane about one
+//! server each interval (its own module so the manager's state and the load
+//! loop both use it without importing each other).
+
+use serde::Serialize;
+
+/// One server's status at one interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerStatus {
+    pub server: String,
+    pub agent_id: String,
+    /// Dynamic load value 1..=10000; `None` when nothing was measured lately.
+    pub dynamic_load: Option<u32>,
+    /// The delay the value came from, in microseconds.
+    pub delay_us: Option<u64>,
+    /// When the agent measured it (unix seconds): data age counts from here.
+    pub measured_at_unix: Option<f64>,
+    /// True when the server must leave rotation.
+    pub failed: bool,
+    pub reason: Option<String>,
+}
