@@ -11,8 +11,8 @@ use serde_json::json;
 use usher_core::snapshot::Command;
 
 use crate::protocol::{bearer_ok, parse_command, Counters, Reply, MAX_COMMAND_BYTES};
-use crate::root::{Metrics, Shared};
 use crate::shared::{self, Publish};
+use crate::worker::{Metrics, Shared};
 use crate::{fields, host};
 
 pub struct CommandCtx {

@@ -222,7 +222,7 @@ impl PluginConfig {
             validate_name(&format!("servers[{i}].name"), &s.name)?;
             validate_base_url(&format!("servers[{i}].url"), &s.url)?;
             validate_capacity(&format!("servers[{i}].capacity"), s.capacity)?;
-            if self.mode == AppMode::Proxy && crate::view::authority_of(&s.url).is_none() {
+            if self.mode == AppMode::Proxy && crate::authority::authority_of(&s.url).is_none() {
                 return Err(bad(
                     format!("servers[{i}].url"),
                     "proxy mode needs an IP:port host",

@@ -10,8 +10,8 @@ use proxy_wasm::types::Action;
 use usher_core::rules::front_door_redirect_status;
 
 use crate::host;
-use crate::root::Shared;
 use crate::view::Decision;
+use crate::worker::Shared;
 
 pub struct InterceptorCtx {
     worker: Shared,

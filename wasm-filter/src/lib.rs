@@ -16,6 +16,7 @@
 //! that decides is pure and unit-tested; the modules that call Envoy are
 //! compiled for `wasm32` only.
 
+pub mod authority;
 pub mod config;
 pub mod fields;
 pub mod protocol;
@@ -35,6 +36,8 @@ mod root;
 mod server;
 #[cfg(target_arch = "wasm32")]
 mod shared;
+#[cfg(target_arch = "wasm32")]
+mod worker;
 
 pub use config::{PluginConfig, Role, Settings};
 pub use view::{Decision, View};

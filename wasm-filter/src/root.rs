@@ -13,12 +13,13 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use crate::command::CommandCtx;
-use crate::config::{self, Role, Settings};
+use crate::config::{self, Role};
 use crate::interceptor::InterceptorCtx;
 use crate::records::RecordBuffer;
 use crate::rng::Rng;
 use crate::server::ServerCtx;
 use crate::view::View;
+use crate::worker::{Metrics, Shared, Worker};
 use crate::{host, shared};
 use usher_core::RequestRecord;
 
@@ -26,43 +27,6 @@ use usher_core::RequestRecord;
 const RECORD_TICK: Duration = Duration::from_millis(20);
 /// Ticks between two looks at the snapshot version (about 100 ms).
 const SNAPSHOT_EVERY_MS: u64 = 100;
-
-/// The worker's state, shared by the root context and its requests.
-#[derive(Debug)]
-pub struct Worker {
-    pub settings: Rc<Settings>,
-    pub view: View,
-    pub records: RecordBuffer,
-    /// The record being assembled in a log phase, reused from one request
-    /// to the next (its string buffers are kept).
-    pub scratch: RequestRecord,
-    pub rng: Rng,
-    /// Redirects answered, not yet added to the metric.
-    pub redirects: u64,
-    /// Random id of this worker's VM, sent in `x-usher-worker`.
-    pub id: String,
-}
-
-/// Shared handle on the worker state.
-pub type Shared = Rc<RefCell<Worker>>;
-
-/// The counters every role defines (same names: same stats in every worker).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Metrics {
-    pub written: Option<u32>,
-    pub dropped: Option<u32>,
-    pub redirects: Option<u32>,
-}
-
-impl Metrics {
-    fn define() -> Metrics {
-        Metrics {
-            written: host::counter("usher_records_written"),
-            dropped: host::counter("usher_records_dropped"),
-            redirects: host::counter("usher_redirects"),
-        }
-    }
-}
 
 pub struct Root {
     context_id: u32,

@@ -21,7 +21,7 @@ use usher_core::{Field, FieldMask};
 
 use crate::fields::{auth_type, content_path, http_date_secs, HeaderPairs};
 use crate::host;
-use crate::root::Shared;
+use crate::worker::Shared;
 
 pub struct ServerCtx {
     worker: Shared,

@@ -1,0 +1,51 @@
+//! The worker's state, shared by the root context and the request
+//! contexts of one Envoy worker (its own module, so the contexts and the
+//! root that creates them do not import each other).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use usher_core::RequestRecord;
+
+use crate::config::Settings;
+use crate::host;
+use crate::records::RecordBuffer;
+use crate::rng::Rng;
+use crate::view::View;
+
+/// The worker's state, shared by the root context and its requests.
+#[derive(Debug)]
+pub struct Worker {
+    pub settings: Rc<Settings>,
+    pub view: View,
+    pub records: RecordBuffer,
+    /// The record being assembled in a log phase, reused from one request
+    /// to the next (its string buffers are kept).
+    pub scratch: RequestRecord,
+    pub rng: Rng,
+    /// Redirects answered, not yet added to the metric.
+    pub redirects: u64,
+    /// Random id of this worker's VM, sent in `x-usher-worker`.
+    pub id: String,
+}
+
+/// Shared handle on the worker state.
+pub type Shared = Rc<RefCell<Worker>>;
+
+/// The counters every role defines (same names: same stats in every worker).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metrics {
+    pub written: Option<u32>,
+    pub dropped: Option<u32>,
+    pub redirects: Option<u32>,
+}
+
+impl Metrics {
+    pub(crate) fn define() -> Metrics {
+        Metrics {
+            written: host::counter("usher_records_written"),
+            dropped: host::counter("usher_records_dropped"),
+            redirects: host::counter("usher_redirects"),
+        }
+    }
+}
