@@ -56,6 +56,20 @@ async fn read_capped(
     Ok(out)
 }
 
+/// Whether the `Authorization` header is exactly `expected`, compared in
+/// time that depends only on the lengths, never on where they differ.
+fn token_matches(header: Option<&str>, expected: &str) -> bool {
+    let Some(given) = header else {
+        return false;
+    };
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
 /// Serves the receiver until `shutdown`; returns the bound address at once.
 pub fn serve(
     listen: SocketAddr,
@@ -81,7 +95,7 @@ pub fn serve(
         .then(move |tail: warp::path::Tail, auth: Option<String>, body| {
             let (expected, sink, routing) = (expected.clone(), sink.clone(), routing.clone());
             async move {
-                if auth.as_deref() != Some(expected.as_str()) {
+                if !token_matches(auth.as_deref(), &expected) {
                     return answer(StatusCode::UNAUTHORIZED, json!({"error": "authorization: missing or wrong token"}));
                 }
                 let bytes = match read_capped(body, max_body).await {
@@ -132,4 +146,21 @@ pub fn serve(
         .try_bind_with_graceful_shutdown(listen, shutdown)
         .map_err(|e| format!("receiver.listen {listen}: {e}"))?;
     Ok((addr, tokio::spawn(fut)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_compare_takes_the_whole_header() {
+        let expected = "Bearer sekrit-token";
+        assert!(token_matches(Some("Bearer sekrit-token"), expected));
+        assert!(!token_matches(Some("Bearer sekrit-tokem"), expected));
+        assert!(!token_matches(Some("Bearer Sekrit-token"), expected));
+        assert!(!token_matches(Some("Bearer sekrit-token2"), expected));
+        assert!(!token_matches(Some("Bearer sekrit"), expected));
+        assert!(!token_matches(Some(""), expected));
+        assert!(!token_matches(None, expected));
+    }
 }

@@ -16,11 +16,14 @@
 //! so a full 64 MiB spool costs the agent's memory next to nothing. Frames
 //! are read back when they are sent. All of this is blocking file I/O: the
 //! agent runs a [`Spool`] on a thread of its own (see [`crate::outbox`]).
+//!
+//! Size: about a third of this file is its unit tests (crash recovery,
+//! compaction and ack cases need the real files side by side).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Kind of a spooled message (what goes first when the spool is full).
@@ -100,8 +103,25 @@ fn write_line(out: &mut impl Write, seq: u64, kind: Kind, frame: &[u8]) -> std::
     Ok(head.len() as u64)
 }
 
+/// Mode of the spool's files: they hold request lines and cookies.
+const PRIVATE: u32 = 0o600;
+
+/// Creates (or empties) a file with mode 0600, also when it existed.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(PRIVATE))?;
+    Ok(f)
+}
+
 impl Spool {
-    /// Opens the spool in `dir`, keeping what was not acknowledged.
+    /// Opens the spool in `dir`, keeping what was not acknowledged. Its
+    /// files are mode 0600 (a spool left readable by an older agent is
+    /// rewritten private here).
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Spool> {
         std::fs::create_dir_all(dir)?;
         let acked: u64 = std::fs::read_to_string(dir.join(ACKED))
@@ -150,6 +170,7 @@ impl Spool {
                 .create(true)
                 .read(true)
                 .append(true)
+                .mode(PRIVATE)
                 .open(dir.join(LOG))?,
             bytes: slots.iter().map(slot_len).sum(),
             file_bytes: 0,
@@ -160,6 +181,10 @@ impl Spool {
             dropped: 0,
         };
         spool.rewrite()?;
+        match std::fs::set_permissions(dir.join(ACKED), std::fs::Permissions::from_mode(PRIVATE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         Ok(spool)
     }
 
@@ -204,7 +229,7 @@ impl Spool {
             }
         }
         let tmp = self.dir.join("spool.acked.tmp");
-        std::fs::write(&tmp, format!("{seq}\n"))?;
+        private_file(&tmp)?.write_all(format!("{seq}\n").as_bytes())?;
         std::fs::rename(&tmp, self.dir.join(ACKED))?;
         // Compact when the file is mostly acknowledged lines.
         if self.file_bytes > 1024 * 1024 && self.file_bytes > 4 * self.bytes {
@@ -290,7 +315,7 @@ impl Spool {
     /// whole spool in memory), and renames it over the log.
     fn rewrite(&mut self) -> std::io::Result<()> {
         let tmp = self.dir.join("spool.log.tmp");
-        let mut f = std::io::BufWriter::new(File::create(&tmp)?);
+        let mut f = std::io::BufWriter::new(private_file(&tmp)?);
         let mut n = 0u64;
         let mut buf = Vec::new();
         let mut moved = VecDeque::with_capacity(self.slots.len());
@@ -431,5 +456,36 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![big(3000), frame(3001)]
         );
+    }
+
+    #[test]
+    fn spool_files_are_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        {
+            let mut s = Spool::open(dir.path(), 1 << 20).expect("open");
+            s.push(Kind::Records, frame).expect("push");
+            s.push(Kind::Records, frame).expect("push");
+            s.ack(1).expect("ack");
+        }
+        assert_eq!((mode(LOG), mode(ACKED)), (0o600, 0o600));
+        // A spool an older agent left readable is made private at open.
+        for name in [LOG, ACKED] {
+            std::fs::set_permissions(
+                dir.path().join(name),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .expect("chmod");
+        }
+        let mut s = Spool::open(dir.path(), 1 << 20).expect("reopen");
+        assert_eq!((mode(LOG), mode(ACKED)), (0o600, 0o600));
+        s.ack(2).expect("ack");
+        assert_eq!(mode(ACKED), 0o600);
     }
 }

@@ -48,6 +48,11 @@ pub struct ControlInput {
     /// Seconds between snapshot pushes to every WSI when nothing changes.
     #[serde(default = "default_push_interval_secs")]
     pub push_interval_secs: f64,
+    /// Whether a WSI's command URL may name a host that is not loopback
+    /// (127.0.0.0/8, `::1`, `localhost`), here and in the admin API. Every
+    /// push carries the WSI's token in plain text, so the default is no.
+    #[serde(default)]
+    pub allow_remote_wsis: bool,
 }
 
 impl Default for ControlInput {
@@ -56,6 +61,7 @@ impl Default for ControlInput {
             listen: default_listen(),
             data_dir: default_data_dir(),
             push_interval_secs: default_push_interval_secs(),
+            allow_remote_wsis: false,
         }
     }
 }
@@ -84,6 +90,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub push_interval_secs: f64,
+    /// WSI URLs may be off this machine (`[control] allow_remote_wsis`).
+    pub allow_remote_wsis: bool,
     pub apps: Vec<App>,
     pub servers: Vec<Server>,
     pub wsis: Vec<Wsi>,
@@ -232,7 +240,12 @@ impl ConfigFile {
         let mut wsis = Vec::new();
         for (i, w) in self.wsis.into_iter().enumerate() {
             let at = |f: &str| format!("wsis[{i}].{f}");
-            let wsi = w.check(&at, base_dir, Origin::Config)?;
+            let wsi = w.check(
+                &at,
+                base_dir,
+                self.control.allow_remote_wsis,
+                Origin::Config,
+            )?;
             if wsis.iter().any(|x: &Wsi| x.name == wsi.name) {
                 return Err(ModelError::invalid(
                     at("name"),
@@ -263,6 +276,7 @@ impl ConfigFile {
             listen,
             data_dir,
             push_interval_secs: p,
+            allow_remote_wsis: self.control.allow_remote_wsis,
             apps,
             servers,
             wsis,
@@ -396,9 +410,75 @@ capacity = 5
     }
 
     #[test]
+    fn field_files_must_be_small_regular_files_in_the_config_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sorry.html"), "x").expect("write");
+        let big = vec![b'x'; crate::spec::MAX_SORRY_PAGE_BYTES as usize + 1];
+        std::fs::write(dir.path().join("big.html"), big).expect("write");
+        for (page, says) in [
+            ("/etc/passwd", "is outside the config folder"),
+            (
+                "../../../../../../etc/passwd",
+                "is outside the config folder",
+            ),
+            ("/dev/zero", "is outside the config folder"),
+            ("big.html", "is larger than 65536 bytes"),
+        ] {
+            let text = ISSUE_SHAPE.replace("\"sorry.html\"", &format!("{page:?}"));
+            let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+            assert!(
+                e.starts_with("usher.toml: apps[0].sorry_page: ") && e.contains(says),
+                "{page}: {e}"
+            );
+        }
+
+        std::fs::write(dir.path().join("big.token"), vec![b'x'; 4097]).expect("write");
+        let wsi = |extra: &str| {
+            format!(
+                "{ISSUE_SHAPE}\n[[wsis]]\nname = \"door\"\nurl = \"http://127.0.0.1:8181/usher/command\"\nrole = \"interceptor\"\napp = \"shop\"\n{extra}\n"
+            )
+        };
+        for (file, says) in [
+            ("/etc/hostname", "is outside the config folder"),
+            ("big.token", "is larger than 4096 bytes"),
+            (".", "is not a regular file"),
+        ] {
+            let e = parse_in(dir.path(), &wsi(&format!("token_file = {file:?}")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("usher.toml: wsis[0].token_file: ") && e.contains(says),
+                "{file}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn wsi_urls_are_loopback_unless_allowed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sorry.html"), "x").expect("write");
+        let text = format!(
+            "{ISSUE_SHAPE}\n[[wsis]]\nname = \"door\"\nurl = \"http://10.1.2.3:8181/usher/command\"\nrole = \"interceptor\"\napp = \"shop\"\ntoken = \"sekrit-token\"\n"
+        );
+        let e = parse_in(dir.path(), &text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("usher.toml: wsis[0].url: host \"10.1.2.3\" is not a loopback address"),
+            "{e}"
+        );
+        let allowed = text.replace(
+            "data_dir = \"var\"",
+            "data_dir = \"var\"\nallow_remote_wsis = true",
+        );
+        let c = parse_in(dir.path(), &allowed).expect("allowed");
+        assert!(c.allow_remote_wsis);
+        assert_eq!(c.wsis[0].url, "http://10.1.2.3:8181/usher/command");
+    }
+
+    #[test]
     fn defaults_for_an_empty_file() {
         let c = Config::parse(Path::new("usher.toml"), "").expect("valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:7900");
+        assert!(!c.allow_remote_wsis);
         assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("var"));
     }
 }

@@ -50,6 +50,12 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 /// Runs the control plane described by the config file at `config_path`.
 pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let config = Config::load(config_path)?;
+    if !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            "admin API listens on {}, which is not a loopback address: other machines can reach it, and its token travels in plain text",
+            config.listen
+        );
+    }
     std::fs::create_dir_all(&config.data_dir).map_err(io_at(&config.data_dir))?;
     let token = token::load_or_create(&config.data_dir)
         .map_err(io_at(&config.data_dir.join(token::TOKEN_FILE)))?;
@@ -125,6 +131,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         live,
         token: admin_token,
         base_dir: Arc::new(config.base_dir.clone()),
+        allow_remote_wsis: config.allow_remote_wsis,
         push_status,
         front_doors,
     };

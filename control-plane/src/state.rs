@@ -22,6 +22,8 @@ pub struct AppState {
     pub token: Arc<str>,
     /// Folder relative paths in API bodies (sorry pages, token files) are against.
     pub base_dir: Arc<PathBuf>,
+    /// WSI URLs may be off this machine (`[control] allow_remote_wsis`).
+    pub allow_remote_wsis: bool,
     /// Last push result per WSI.
     pub push_status: PushStatus,
     /// Fleet generation the built-in front doors have applied.

@@ -9,6 +9,10 @@
 //! acknowledges agent messages from there). Sequenced agent messages are
 //! stored once: `received(agent_id, seq)` is the primary key that turns a
 //! resend into a no-op, and `events` has `UNIQUE (agent_id, seq)`.
+//!
+//! Size: over 400 lines: the schema, the writer thread with its batching
+//! and retention, and the readers of one database; about 170 lines are
+//! tests. Splitting writer and readers is open work.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -168,7 +172,17 @@ impl LogDb {
     /// itself is plain std.
     pub fn open(data_dir: &Path, flush_ms: u64, retention_hours: u64) -> Result<LogDb, LogDbError> {
         let path = data_dir.join(LOG_DB_FILE);
+        // It holds request lines and cookies: owner only (0600), and the
+        // `-wal`/`-shm` files SQLite creates take the same mode.
+        let private = |path: &Path| {
+            crate::token::make_db_private(path).map_err(|e| LogDbError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })
+        };
+        private(&path)?;
         let conn = open_connection(&path)?;
+        private(&path)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
             conn,

@@ -190,9 +190,11 @@ pub async fn list_wsis(st: AppState) -> Answer {
 pub async fn add_wsi(st: AppState, body: Bytes) -> Answer {
     let input: WsiInput = parse_body(&body)?;
     let base = st.base_dir.clone();
-    let wsi = tokio::task::spawn_blocking(move || input.check(&field, &base, Origin::Api))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let allow_remote = st.allow_remote_wsis;
+    let wsi =
+        tokio::task::spawn_blocking(move || input.check(&field, &base, allow_remote, Origin::Api))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
     let out = wsi.clone();
     change(&st, move |tx| store::add_wsi(tx, &wsi)).await?;
     Ok(created(&WsiOut {

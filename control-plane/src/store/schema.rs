@@ -51,7 +51,9 @@ CREATE TABLE IF NOT EXISTS wsis (
 ";
 
 /// Opens (creating if needed) the database and checks its schema version.
+/// The file holds WSI tokens: it and its `-wal`/`-shm` files are mode 0600.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    make_private(path)?;
     let mut conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -93,7 +95,17 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
         }
     }
     tx.commit()?;
+    make_private(path)?;
     Ok(conn)
+}
+
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    usher_manager::token::make_db_private(path).map_err(|e| {
+        StoreError::invalid(
+            path.display().to_string(),
+            format!("cannot set mode 0600: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -116,6 +128,23 @@ mod tests {
     }
 
     #[test]
+    fn database_and_wal_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("usher.db");
+        let c = open(&p).expect("create");
+        c.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')", [])
+            .expect("write");
+        for name in ["usher.db", "usher.db-wal", "usher.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+    }
+
+    #[test]
     fn migrates_version_2() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("usher.db");
@@ -123,6 +152,11 @@ mod tests {
         c.execute_batch(
             "CREATE TABLE schema_version (version INTEGER NOT NULL);
              INSERT INTO schema_version VALUES (2);
+             CREATE TABLE apps (name TEXT PRIMARY KEY, origin TEXT NOT NULL,
+                listen TEXT NOT NULL, public_url TEXT NOT NULL, mode TEXT NOT NULL,
+                enabled INTEGER NOT NULL, sorry_page_path TEXT, sorry_page_html TEXT,
+                rules TEXT NOT NULL, epsilon REAL NOT NULL, obsolescence_secs REAL NOT NULL,
+                max_concurrent INTEGER NOT NULL);
              CREATE TABLE servers (name TEXT PRIMARY KEY, origin TEXT NOT NULL,
                 app TEXT NOT NULL, url TEXT NOT NULL, capacity INTEGER NOT NULL,
                 enabled INTEGER NOT NULL, dynamic_load INTEGER, load_updated_unix REAL,
