@@ -22,7 +22,7 @@ pub mod token;
 
 pub use channel_server::channel_route;
 pub use config::{LoadSource, ManagerConfig};
-pub use status::ServerStatus;
 pub use logdb::LogDb;
 pub use queries::{api_routes, AuthCheck};
 pub use state::{LoadListener, Manager, ManagerError, NoListener};
+pub use status::ServerStatus;

@@ -13,8 +13,8 @@ use usher_core::channel::{
 };
 
 use crate::config::ManagerConfig;
-use crate::status::ServerStatus;
 use crate::logdb::{now_us, LogDb, LogDbError, Write};
+use crate::status::ServerStatus;
 use crate::token;
 
 /// The control plane's side of the loop: called from the manager's tasks,
