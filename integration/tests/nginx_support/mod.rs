@@ -146,6 +146,20 @@ impl Nginx {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // nginx opens its listening sockets before every module's start-up
+        // has run: where a ring is configured, wait for its file too.
+        let wants_ring = http_extra.contains("{RING}") || server_body.contains("{RING}");
+        while wants_ring && !ring.exists() {
+            if !proc.is_running() || start.elapsed() > Duration::from_secs(10) {
+                let log =
+                    std::fs::read_to_string(dir.path().join("logs/error.log")).unwrap_or_default();
+                panic!(
+                    "nginx did not create its ring file {}:\n{log}",
+                    ring.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         Nginx {
             dir,
             port,
