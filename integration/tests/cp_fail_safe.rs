@@ -16,6 +16,7 @@ mod cp_common;
 mod played_agent;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cp_common::ControlPlane;
@@ -90,8 +91,15 @@ fn all_reached(c: &BTreeMap<&str, usize>) -> bool {
         .all(|(n, _)| c.get(n).copied().unwrap_or(0) > 0)
 }
 
-#[test]
-fn silence_is_no_failure_probes_are_and_panic_keeps_users_in() {
+/// A control plane for `config`, its agent token and a runtime for played agents.
+struct Setup {
+    front: u16,
+    cp: ControlPlane,
+    token: String,
+    rt: tokio::runtime::Runtime,
+}
+
+fn setup() -> Setup {
     let front = free_port();
     let cp = ControlPlane::start(&config(front), &[]);
     let token = std::fs::read_to_string(cp.dir.path().join("var/agent.token"))
@@ -103,14 +111,40 @@ fn silence_is_no_failure_probes_are_and_panic_keeps_users_in() {
         .enable_all()
         .build()
         .expect("runtime");
-    let agent = PlayedAgent::new("fs-agent", &["a", "b", "c"], 5_000, Duration::ZERO);
-    rt.spawn(agent.clone().run(cp.admin_port, token.clone()));
+    Setup {
+        front,
+        cp,
+        token,
+        rt,
+    }
+}
+
+/// Starts `agent` and waits until its figures for every server arrived.
+fn start_agent(
+    rt: &tokio::runtime::Runtime,
+    cp: &ControlPlane,
+    token: &str,
+    agent: &Arc<PlayedAgent>,
+) {
+    rt.spawn(agent.clone().run(cp.admin_port, token.to_string()));
     let measured = eventually(Duration::from_secs(5), || {
         let all = cp.api_ok("GET", "/api/v1/servers", None);
         all.as_array()
             .is_some_and(|a| a.iter().all(|s| s["measured_load"].as_u64().is_some()))
     });
-    assert!(measured.is_some(), "the agent's figures arrive");
+    assert!(measured.is_some(), "{}'s figures arrive", agent.agent_id);
+}
+
+#[test]
+fn silence_is_no_failure_probes_are_and_panic_keeps_users_in() {
+    let Setup {
+        front,
+        cp,
+        token,
+        rt,
+    } = setup();
+    let agent = PlayedAgent::new("fs-agent", &["a", "b", "c"], 5_000, Duration::ZERO);
+    start_agent(&rt, &cp, &token, &agent);
 
     // A failed probe takes its server out at once; the others carry on.
     agent.set_probe_ok("a", false);
@@ -184,25 +218,14 @@ fn silence_is_no_failure_probes_are_and_panic_keeps_users_in() {
 
 #[test]
 fn a_second_connection_or_a_foreign_claim_changes_nothing() {
-    let front = free_port();
-    let cp = ControlPlane::start(&config(front), &[]);
-    let token = std::fs::read_to_string(cp.dir.path().join("var/agent.token"))
-        .expect("agent token")
-        .trim()
-        .to_string();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let Setup {
+        front,
+        cp,
+        token,
+        rt,
+    } = setup();
     let owner = PlayedAgent::new("owner", &["a", "b", "c"], 5_000, Duration::ZERO);
-    rt.spawn(owner.clone().run(cp.admin_port, token.clone()));
-    let measured = eventually(Duration::from_secs(5), || {
-        let all = cp.api_ok("GET", "/api/v1/servers", None);
-        all.as_array()
-            .is_some_and(|a| a.iter().all(|s| s["measured_load"].as_u64().is_some()))
-    });
-    assert!(measured.is_some(), "the owner's figures arrive");
+    start_agent(&rt, &cp, &token, &owner);
 
     // The same id again (a copied agent.toml, a forger): refused, and its
     // failed probe and its hang-up touch nothing.
