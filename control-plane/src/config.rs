@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use usher_core::model::ModelError;
 
+use crate::manager::ManagerConfig;
 use crate::model::{App, Origin, Server, Wsi, WsiRole};
 use crate::spec::{AppInput, ServerInput, WsiInput};
-use usher_manager::ManagerConfig;
 
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,7 @@ pub mod api;
 pub mod config;
 pub mod front_door;
 pub mod live;
+pub mod manager;
 pub mod manager_link;
 pub mod model;
 pub mod panic_watch;

@@ -16,9 +16,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::manager::ServerStatus;
 use serde::Serialize;
 use tokio::sync::watch;
-use usher_manager::ServerStatus;
 
 /// What the manager knows right now about one server.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

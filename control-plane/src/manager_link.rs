@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
+use crate::manager::{LoadListener, ServerStatus};
 use usher_core::channel::Hello;
-use usher_manager::{LoadListener, ServerStatus};
 
 use crate::live::LiveView;
 

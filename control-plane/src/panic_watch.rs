@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::manager::Manager;
 use usher_core::channel::event_type;
-use usher_manager::Manager;
 
 use crate::live::LiveView;
 use crate::store::Store;

@@ -35,7 +35,7 @@ pub enum RunError {
         source: warp::Error,
     },
     #[error("manager: {0}")]
-    Manager(#[from] usher_manager::ManagerError),
+    Manager(#[from] crate::manager::ManagerError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -57,8 +57,8 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         );
     }
     std::fs::create_dir_all(&config.data_dir).map_err(io_at(&config.data_dir))?;
-    let token = token::load_or_create(&config.data_dir)
-        .map_err(io_at(&config.data_dir.join(token::TOKEN_FILE)))?;
+    let token = token::load_or_create_admin(&config.data_dir)
+        .map_err(io_at(&config.data_dir.join(token::ADMIN_TOKEN_FILE)))?;
 
     let db_path = config.data_dir.join("usher.db");
     let seed_config = config.clone();
@@ -116,15 +116,15 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
 
     let listener = LiveListener::new(live.clone());
     let manager =
-        usher_manager::Manager::open(&config.data_dir, config.manager.clone(), listener).await?;
+        crate::manager::Manager::open(&config.data_dir, config.manager.clone(), listener).await?;
     manager.spawn(stopped(stop_rx.clone()));
     panic_watch::start(&store, &live, manager.clone());
     let admin_token: Arc<str> = Arc::from(token.as_str());
     let check_token = admin_token.clone();
-    let auth: usher_manager::AuthCheck =
+    let auth: crate::manager::AuthCheck =
         Arc::new(move |h: Option<&str>| token::bearer_matches(h, &check_token));
-    let manager_routes = usher_manager::channel_route(manager.clone())
-        .or(usher_manager::api_routes(manager.clone(), auth));
+    let manager_routes = crate::manager::channel_route(manager.clone())
+        .or(crate::manager::api_routes(manager.clone(), auth));
 
     let state = AppState {
         store,
@@ -144,8 +144,8 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         })?;
     tracing::info!(
         "admin API on http://{addr}/api/v1/ (token in {}); agent channel ws://{addr}/api/v1/agent/channel (token in {})",
-        config.data_dir.join(token::TOKEN_FILE).display(),
-        config.data_dir.join(usher_manager::token::AGENT_TOKEN_FILE).display()
+        config.data_dir.join(token::ADMIN_TOKEN_FILE).display(),
+        config.data_dir.join(crate::token::AGENT_TOKEN_FILE).display()
     );
     server.await;
     tracing::info!("stopped");

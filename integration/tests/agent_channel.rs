@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent_common::{api, bin};
+use usher_control_plane::manager::{
+    api_routes, channel_route, AuthCheck, LoadListener, Manager, ManagerConfig, ServerStatus,
+};
 use usher_core::channel::CommandKind;
 use usher_core::record::encode_batch;
 use usher_core::{FieldMask, RequestRecord, Snapshot};
 use usher_integration::{call, eventually, free_port, http, wait_for_port};
-use usher_manager::{
-    api_routes, channel_route, AuthCheck, LoadListener, Manager, ManagerConfig, ServerStatus,
-};
 use warp::Filter;
 
 #[derive(Default)]

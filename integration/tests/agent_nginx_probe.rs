@@ -16,8 +16,10 @@ use std::time::{Duration, Instant};
 
 use agent_common::{api, bin};
 use nginx_support::Nginx;
+use usher_control_plane::manager::{
+    api_routes, channel_route, AuthCheck, Manager, ManagerConfig, NoListener,
+};
 use usher_integration::{eventually, free_port, http, wait_for_port, Proc};
-use usher_manager::{api_routes, channel_route, AuthCheck, Manager, ManagerConfig, NoListener};
 use warp::Filter;
 
 const WORKERS: usize = 4;

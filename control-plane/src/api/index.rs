@@ -21,7 +21,7 @@ const fn r(method: &'static str, path: &'static str, what: &'static str) -> Rout
 }
 
 /// Every `/api/v1` route: this crate's (routes.rs) and the manager's
-/// (`usher_manager::queries`, `usher_manager::channel_route`). Keep it in
+/// (`crate::manager::queries`, `crate::manager::channel_route`). Keep it in
 /// step with them; integration/tests/cp_ctl.rs calls each one.
 pub const ROUTES: &[RouteInfo] = &[
     r("GET", "/api/v1/", "this index of routes"),

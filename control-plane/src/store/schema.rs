@@ -100,7 +100,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
 }
 
 fn make_private(path: &Path) -> Result<(), StoreError> {
-    usher_manager::token::make_db_private(path).map_err(|e| {
+    crate::token::make_db_private(path).map_err(|e| {
         StoreError::invalid(
             path.display().to_string(),
             format!("cannot set mode 0600: {e}"),

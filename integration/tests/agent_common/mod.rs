@@ -38,7 +38,7 @@ pub fn demo_app(dir: &Path, name: &str, port: Option<u16>) -> (Proc, u16) {
     (p, port)
 }
 
-/// Starts the standalone manager (`usher-manager`) on `port`.
+/// Starts the manager alone (the `fixture-manager` test binary) on `port`.
 pub fn manager(dir: &Path, port: u16, admin_token: &str) -> Proc {
     let cfg = dir.join("manager.toml");
     std::fs::write(
@@ -46,7 +46,7 @@ pub fn manager(dir: &Path, port: u16, admin_token: &str) -> Proc {
         "interval_ms = 200\nping_after_ms = 1000\nsilent_after_ms = 3000\nflush_ms = 20\n",
     )
     .expect("manager config");
-    let mut cmd = Command::new(bin("usher-manager"));
+    let mut cmd = Command::new(bin("fixture-manager"));
     cmd.args([
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -64,7 +64,7 @@ pub fn manager(dir: &Path, port: u16, admin_token: &str) -> Proc {
             .map(|d| d.as_millis())
             .unwrap_or(0)
     ));
-    let p = Proc::spawn("usher-manager", cmd, &log);
+    let p = Proc::spawn("fixture-manager", cmd, &log);
     wait_for_port(port, Duration::from_secs(10));
     p
 }

@@ -27,8 +27,8 @@ use warp::{filters::BoxedFilter, Filter};
 
 use usher_core::probe::PROBE_PARAM;
 
-use crate::logdb::now_us;
-use crate::state::{lock, Manager};
+use crate::manager::logdb::now_us;
+use crate::manager::state::{lock, Manager};
 
 /// Checks the `Authorization` header (None when absent).
 pub type AuthCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
@@ -360,8 +360,8 @@ async fn answer(m: &Manager, area: &str, q: &HashMap<String, String>) -> Answer 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logdb::Write;
-    use crate::{ManagerConfig, NoListener};
+    use crate::manager::logdb::Write;
+    use crate::manager::{ManagerConfig, NoListener};
     use usher_core::channel::Event;
 
     #[tokio::test]
@@ -551,7 +551,7 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         lock(&m.inner.agents).insert(
             "live".into(),
-            crate::state::AgentConn {
+            crate::manager::state::AgentConn {
                 conn_id: 1,
                 tx,
                 last_heard: ago(2),

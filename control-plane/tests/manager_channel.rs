@@ -10,10 +10,12 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+use usher_control_plane::manager::{
+    api_routes, channel_route, AuthCheck, Manager, ManagerConfig, NoListener,
+};
 use usher_core::channel::{
     self, AgentMessage, Event, Hello, HostFacts, ManagerMessage, ServerInfo, PROTOCOL_VERSION,
 };
-use usher_manager::{api_routes, channel_route, AuthCheck, Manager, ManagerConfig, NoListener};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

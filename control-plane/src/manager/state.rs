@@ -12,9 +12,9 @@ use usher_core::channel::{
     AgentCommand, CommandKind, CommandResult, Event, Hello, ManagerMessage, ServerAggregate,
 };
 
-use crate::config::ManagerConfig;
-use crate::logdb::{now_us, LogDb, LogDbError, Write};
-use crate::status::ServerStatus;
+use crate::manager::config::ManagerConfig;
+use crate::manager::logdb::{now_us, LogDb, LogDbError, Write};
+use crate::manager::status::ServerStatus;
 use crate::token;
 
 /// The control plane's side of the loop: called from the manager's tasks,
@@ -160,7 +160,7 @@ impl Manager {
         &self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(crate::loadcalc::run(self.clone(), shutdown))
+        tokio::spawn(crate::manager::loadcalc::run(self.clone(), shutdown))
     }
 
     /// The token agents must present (`<data_dir>/agent.token`).
@@ -310,7 +310,7 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logdb::Sample;
+    use crate::manager::logdb::Sample;
 
     #[tokio::test]
     async fn long_term_loads_average_the_window() {

@@ -9,9 +9,9 @@
 
 use std::time::Instant;
 
+use usher_control_plane::manager::logdb::{LogDb, Write};
 use usher_core::record::encode_batch;
 use usher_core::{FieldMask, RequestRecord};
-use usher_manager::logdb::{LogDb, Write};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -1,4 +1,4 @@
-//! usher-manager: the control plane's manager logic.
+//! The manager: agents, the logging database, load computation, log queries.
 //!
 //! Agents dial in over one WebSocket each ([`channel_server`]); what they
 //! send goes into the logging database ([`logdb`], its own SQLite file,
@@ -7,9 +7,8 @@
 //! failed servers and tells the control plane through [`LoadListener`];
 //! [`queries`] serves the log over the admin API.
 //!
-//! The control plane mounts [`channel_route`] and [`api_routes`] next to its
-//! own routes and calls [`Manager::spawn`] once at start.
-#![forbid(unsafe_code)]
+//! [`crate::run`] mounts [`channel_route`] and [`api_routes`] next to the
+//! admin API and opens one [`Manager`] at start.
 
 pub mod channel_server;
 pub mod config;
@@ -18,7 +17,6 @@ pub mod logdb;
 pub mod queries;
 pub mod state;
 pub mod status;
-pub mod token;
 
 pub use channel_server::channel_route;
 pub use config::{LoadSource, ManagerConfig};

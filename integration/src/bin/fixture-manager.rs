@@ -1,6 +1,6 @@
-//! `usher-manager --listen 127.0.0.1:PORT --data-dir DIR [--config FILE] [--admin-token T]`
+//! `fixture-manager --listen 127.0.0.1:PORT --data-dir DIR [--config FILE] [--admin-token T]`
 //!
-//! The manager alone: the agent channel and the log queries, no managed
+//! A test fixture, not shipped: the manager alone: the agent channel and the log queries, no managed
 //! objects and no snapshot pushes. Used by tests and to try agents out.
 //! Prints `listening on ADDR` when ready.
 #![forbid(unsafe_code)]
@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use usher_manager::{api_routes, channel_route, AuthCheck, Manager, ManagerConfig, NoListener};
+use usher_control_plane::manager::{
+    api_routes, channel_route, AuthCheck, Manager, ManagerConfig, NoListener,
+};
 use warp::Filter;
 
 fn arg_value(args: &[String], key: &str) -> Option<String> {
@@ -29,7 +31,7 @@ async fn main() {
     let (Some(listen), Some(dir)) = (arg_value(&args, "--listen"), arg_value(&args, "--data-dir"))
     else {
         eprintln!(
-            "usage: usher-manager --listen ADDR --data-dir DIR [--config FILE] [--admin-token T]"
+            "usage: fixture-manager --listen ADDR --data-dir DIR [--config FILE] [--admin-token T]"
         );
         std::process::exit(2);
     };

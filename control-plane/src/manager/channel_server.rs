@@ -21,8 +21,8 @@ use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::http::StatusCode;
 use warp::{filters::BoxedFilter, Filter, Reply};
 
-use crate::logdb::{now_us, Write};
-use crate::state::{lock, AgentConn, Manager, ServerState};
+use crate::manager::logdb::{now_us, Write};
+use crate::manager::state::{lock, AgentConn, Manager, ServerState};
 use crate::token::bearer_matches;
 
 /// How long a new connection may take to say hello.

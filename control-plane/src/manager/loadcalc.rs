@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use usher_core::channel::{event_type, ManagerMessage, ServerAggregate};
 use usher_core::dynamic_load_from_delay;
 
-use crate::config::{LoadSource, ManagerConfig};
-use crate::logdb::{now_us, Sample, Write};
-use crate::state::{lock, Manager, ServerState};
-pub use crate::status::ServerStatus;
+use crate::manager::config::{LoadSource, ManagerConfig};
+use crate::manager::logdb::{now_us, Sample, Write};
+use crate::manager::state::{lock, Manager, ServerState};
+pub use crate::manager::status::ServerStatus;
 
 /// The delay a server's figures stand for, by the configured source.
 pub fn delay_of(agg: &ServerAggregate, source: LoadSource) -> u64 {
