@@ -120,22 +120,19 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     manager.spawn(stopped(stop_rx.clone()));
     panic_watch::start(&store, &live, manager.clone());
     let admin_token: Arc<str> = Arc::from(token.as_str());
-    let check_token = admin_token.clone();
-    let auth: crate::manager::AuthCheck =
-        Arc::new(move |h: Option<&str>| token::bearer_matches(h, &check_token));
-    let manager_routes = crate::manager::channel_route(manager.clone())
-        .or(crate::manager::api_routes(manager.clone(), auth));
+    let channel = crate::manager::channel_route(manager.clone());
 
     let state = AppState {
         store,
         live,
+        manager,
         token: admin_token,
         base_dir: Arc::new(config.base_dir.clone()),
         allow_remote_wsis: config.allow_remote_wsis,
         push_status,
         front_doors,
     };
-    let routes = manager_routes.or(api::routes(state));
+    let routes = channel.or(api::routes(state));
     let (addr, server) = warp::serve(routes)
         .try_bind_with_graceful_shutdown(config.listen, stopped(stop_rx))
         .map_err(|source| RunError::Admin {

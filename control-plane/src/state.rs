@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::live::LiveView;
+use crate::manager::Manager;
 use crate::push::PushStatus;
 use crate::store::Store;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     pub store: Store,
     /// What the manager measures and decides (loads, verdicts).
     pub live: LiveView,
+    /// The manager: agents and the logging database.
+    pub manager: Manager,
     /// Admin token every `/api/v1` request must present.
     pub token: Arc<str>,
     /// Folder relative paths in API bodies (sorry pages, token files) are against.

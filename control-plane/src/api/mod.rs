@@ -4,6 +4,7 @@
 mod errors;
 mod handlers;
 mod index;
+pub mod log;
 mod models;
 mod routes;
 

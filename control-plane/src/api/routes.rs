@@ -143,7 +143,16 @@ pub fn routes(
     let api = warp::path("api")
         .and(warp::path("v1"))
         .and(auth(st.clone()))
-        .and(apps.or(servers).unify().or(wsis).unify().or(index).unify())
+        .and(
+            apps.or(servers)
+                .unify()
+                .or(wsis)
+                .unify()
+                .or(super::log::areas(st.manager.clone()))
+                .unify()
+                .or(index)
+                .unify(),
+        )
         .map(reply);
 
     healthz.or(api).unify().recover(recover).unify()

@@ -5,22 +5,22 @@
 //! written in batches on a dedicated thread); every interval [`loadcalc`]
 //! turns the latest figures into a dynamic load value per server, marks
 //! failed servers and tells the control plane through [`LoadListener`];
-//! [`queries`] serves the log over the admin API.
+//! `crate::api::log` serves the log over the admin API.
 //!
-//! [`crate::run`] mounts [`channel_route`] and [`api_routes`] next to the
-//! admin API and opens one [`Manager`] at start.
+//! [`crate::run`] mounts [`channel_route`] next to the admin API and opens
+//! one [`Manager`] at start.
 
 pub mod channel_server;
 pub mod config;
 pub mod loadcalc;
 pub mod logdb;
-pub mod queries;
 pub mod state;
 pub mod status;
 
+/// The log routes alone (the admin API mounts them itself).
+pub use crate::api::log::{log_routes as api_routes, AuthCheck};
 pub use channel_server::channel_route;
 pub use config::{LoadSource, ManagerConfig};
 pub use logdb::LogDb;
-pub use queries::{api_routes, AuthCheck};
 pub use state::{LoadListener, Manager, ManagerError, NoListener};
 pub use status::ServerStatus;
