@@ -7,19 +7,19 @@
 //! Envoy-style record batches through the agent's loopback receiver into
 //! the request log, each record exactly once.
 
-mod agent_common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent_common::{api, bin};
 use usher_control_plane::manager::{
     api_routes, channel_route, AuthCheck, LoadListener, Manager, ManagerConfig, ServerStatus,
 };
 use usher_core::channel::CommandKind;
 use usher_core::record::encode_batch;
 use usher_core::{FieldMask, RequestRecord, Snapshot};
-use usher_integration::{call, eventually, free_port, http, wait_for_port};
+use usher_integration::setup::runtime;
+use usher_integration::{
+    call, eventually, free_port, get_json as api, http, wait_for_port, Artifact,
+};
 use warp::Filter;
 
 #[derive(Default)]
@@ -46,11 +46,7 @@ type Seen = Arc<Mutex<Vec<(Option<String>, Vec<u8>)>>>;
 #[test]
 fn agent_and_manager_close_the_loop() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime(2);
     let transitions = Arc::new(Transitions::default());
     let admin = "admin-secret";
 
@@ -99,7 +95,7 @@ fn agent_and_manager_close_the_loop() {
     // The agent, with a demo app it starts on command and a batch receiver.
     let web_port = free_port();
     let rport = free_port();
-    let demo = bin("usher-demo-app");
+    let demo = Artifact::DemoApp.path();
     let text = format!(
         "agent_id = \"agent-1\"\ndata_dir = \"{data}\"\ncontrol_url = \"ws://127.0.0.1:{mport}/api/v1/agent/channel\"\ntoken = \"{token}\"\n\
          interval_ms = 200\nprobe_interval_ms = 100\nreconnect_max_ms = 500\n\

@@ -7,19 +7,15 @@
 //! wait of requests sent to the app at random moments (latency − service
 //! time).
 
-mod agent_common;
-mod nginx_support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agent_common::{api, bin};
-use nginx_support::Nginx;
 use usher_control_plane::manager::{
     api_routes, channel_route, AuthCheck, Manager, ManagerConfig, NoListener,
 };
-use usher_integration::{eventually, free_port, http, wait_for_port, Proc};
+use usher_integration::setup::{init_tracing, runtime};
+use usher_integration::{eventually, get_json as api, http, DemoApp, Nginx};
 use warp::Filter;
 
 const WORKERS: usize = 4;
@@ -33,30 +29,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn probe_queue_length_and_delay_match_the_truth() {
-    if std::env::var_os("USHER_TEST_LOG").is_some() {
-        let filter = tracing_subscriber::EnvFilter::new("usher_agent::records=debug");
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .try_init()
-            .ok();
-    }
+    init_tracing("usher_agent::records=debug");
     let dir = tempfile::tempdir().expect("tempdir");
-    let app_port = free_port();
-    let mut cmd = std::process::Command::new(bin("usher-demo-app"));
-    cmd.args([
-        "--listen",
-        &format!("127.0.0.1:{app_port}"),
-        "--name",
-        "web1",
-    ])
-    .args([
-        "--workers",
-        &WORKERS.to_string(),
-        "--service-ms",
-        &SERVICE_MS.to_string(),
-    ]);
-    let _app = Proc::spawn("demo", cmd, &dir.path().join("demo.log"));
-    wait_for_port(app_port, Duration::from_secs(10));
+    let app = DemoApp::spec("web1")
+        .workers(WORKERS as u32)
+        .service_ms(SERVICE_MS)
+        .log_dir(dir.path())
+        .start();
+    let app_port = app.port;
     let nginx = Nginx::start(
         "usher_ring {RING} 256k;",
         &format!(
@@ -65,11 +45,7 @@ fn probe_queue_length_and_delay_match_the_truth() {
         ),
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime(2);
     let mdir = dir.path().join("manager");
     std::fs::create_dir_all(&mdir).expect("mkdir");
     let cfg = ManagerConfig {

@@ -5,12 +5,12 @@
 //! no duplicate in the agent's sequence numbers). The demo app keeps
 //! serving throughout.
 
-mod agent_common;
-
 use std::time::Duration;
 
-use agent_common::{agent, agent_config, agent_token, api, demo_app, manager};
-use usher_integration::{call, eventually, free_port, http};
+use usher_integration::{
+    agent_config, call, eventually, free_port, get_json as api, http, manager_agent_token,
+    start_agent, start_manager, AgentBinary, DemoApp,
+};
 
 fn probe_events(port: u16, token: &str) -> Vec<(String, u64)> {
     let v = api(port, "/api/v1/events?component=web1&limit=10000", token);
@@ -39,12 +39,18 @@ fn events_during_a_control_plane_outage_arrive_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let admin = "admin-secret";
     let mport = free_port();
-    let mut mgr = manager(dir.path(), mport, admin);
-    let token = agent_token(dir.path());
-    let (web, wport) = demo_app(dir.path(), "web1", None);
-    let _agent = agent(
+    let mut mgr = start_manager(dir.path(), mport, admin);
+    let token = manager_agent_token(dir.path());
+    let mut web = DemoApp::spec("web1")
+        .workers(4)
+        .service_ms(1)
+        .log_dir(dir.path())
+        .start();
+    let wport = web.port;
+    let _agent = start_agent(
         dir.path(),
         &agent_config(dir.path(), mport, &token, &[("web1", wport)], None),
+        AgentBinary::Standalone,
     );
 
     // Connected and reporting.
@@ -60,21 +66,17 @@ fn events_during_a_control_plane_outage_arrive_exactly_once() {
 
     // Outage: the manager stops; meanwhile web1 goes down and up twice.
     mgr.stop();
-    let mut web = Some(web);
     for _ in 0..2 {
-        if let Some(mut w) = web.take() {
-            w.stop();
-        }
+        web.stop();
         std::thread::sleep(Duration::from_millis(outage * 1000 / 4));
-        let (w, _) = demo_app(dir.path(), "web1", Some(wport));
+        web.launch();
         // The app serves while the control plane is away.
         let r = call(http().get(&format!("http://127.0.0.1:{wport}/")), None);
         assert_eq!(r.status, 200);
-        web = Some(w);
         std::thread::sleep(Duration::from_millis(outage * 1000 / 4));
     }
 
-    let _mgr = manager(dir.path(), mport, admin);
+    let _mgr = start_manager(dir.path(), mport, admin);
     // Every probe event the agent raised: two failures, two recoveries, in order.
     let want = [
         "probe_failed",

@@ -3,13 +3,10 @@
 //! removing apps and servers (front doors follow), and persistence across
 //! a restart.
 
-mod cp_common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use cp_common::ControlPlane;
-use usher_integration::{call, eventually, free_port, http, wait_for_port};
+use usher_integration::{call, eventually, free_port, http, wait_for_port, ControlPlane};
 
 fn config(front: u16) -> String {
     format!(
@@ -193,7 +190,7 @@ fn bad_bodies_are_refused_naming_the_field_and_change_nothing() {
     }
     // Too large: 413; duplicate: 409; app with servers: 409.
     // (sent raw: the answer comes from the declared length, before any body)
-    let (status, _, body) = cp_common::raw_request(
+    let (status, _, body) = usher_integration::raw_request(
         cp.admin_port,
         &format!(
             "PUT /api/v1/servers/a/load HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\

@@ -3,13 +3,10 @@
 //! admin API, empty token file) with a non-zero exit code; and the admin
 //! API's index of routes.
 
-mod cp_common;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use cp_common::ControlPlane;
-use usher_integration::{call, free_port, http, usher_bin, wait_for_port};
+use usher_integration::{call, free_port, http, usher_bin, wait_for_port, ControlPlane};
 
 fn text(o: &Output) -> (String, String) {
     (

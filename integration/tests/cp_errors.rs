@@ -4,11 +4,8 @@
 //! malformed one. Every answer must be the expected 4xx with a JSON object
 //! whose `error` is a non-empty string, and nothing may change.
 
-mod cp_common;
-
-use cp_common::ControlPlane;
 use serde_json::Value;
-use usher_integration::{call, free_port, http, Response};
+use usher_integration::{call, free_port, http, ControlPlane, Response};
 
 fn config(front: u16) -> String {
     format!(

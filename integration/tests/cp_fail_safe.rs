@@ -12,17 +12,13 @@
 //! * a second connection with a live agent's id, and a hello claiming
 //!   another agent's server, change nothing in rotation: an event each.
 
-mod cp_common;
-mod played_agent;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cp_common::ControlPlane;
-use played_agent::PlayedAgent;
 use serde_json::Value;
-use usher_integration::{call, eventually, free_port, http};
+use usher_integration::setup::{runtime, shutdown};
+use usher_integration::{call, eventually, free_port, http, ControlPlane, PlayedAgent};
 
 const PORTS: [(&str, u16); 3] = [("a", 20601), ("b", 20602), ("c", 20603)];
 
@@ -102,15 +98,8 @@ struct Setup {
 fn setup() -> Setup {
     let front = free_port();
     let cp = ControlPlane::start(&config(front), &[]);
-    let token = std::fs::read_to_string(cp.dir.path().join("var/agent.token"))
-        .expect("agent token")
-        .trim()
-        .to_string();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let token = cp.agent_token();
+    let rt = runtime(1);
     Setup {
         front,
         cp,
@@ -213,7 +202,7 @@ fn silence_is_no_failure_probes_are_and_panic_keeps_users_in() {
     std::thread::sleep(Duration::from_millis(1000));
     assert!(states(&cp).values().all(|s| s == "ok"), "{:?}", states(&cp));
     assert_eq!(events(&cp, "app_panic").len(), 1, "no panic from a restart");
-    rt.shutdown_timeout(Duration::from_secs(1));
+    shutdown(rt);
 }
 
 #[test]
@@ -266,5 +255,5 @@ fn a_second_connection_or_a_foreign_claim_changes_nothing() {
         "the owner still speaks for c: {:?}",
         states(&cp)
     );
-    rt.shutdown_timeout(Duration::from_secs(1));
+    shutdown(rt);
 }

@@ -4,13 +4,10 @@
 //! is the one every usher front door shows), re-enable, 307 for methods
 //! other than GET and HEAD, proxy mode and the concurrency limit.
 
-mod cp_common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use cp_common::{demo_app, raw_request, ControlPlane};
-use usher_integration::{call, free_port, http, wait_for_port};
+use usher_integration::{call, free_port, http, raw_request, wait_for_port, ControlPlane, DemoApp};
 
 const LOADS: [u32; 6] = [1500, 2250, 3250, 2000, 1000, 1000];
 
@@ -183,9 +180,15 @@ fn disable_gives_sorry_page_and_reenable_refers_at_once() {
 fn proxy_mode_reaches_the_backend_and_limits_concurrency() {
     let front = free_port();
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_alpha, alpha_url) = demo_app(dir.path(), "alpha", 8, 5);
-    let (_beta, beta_url) = demo_app(dir.path(), "beta", 8, 5);
-    let (_slow, slow_url) = demo_app(dir.path(), "slow", 8, 1000);
+    let app = |name: &str, service_ms: u64| {
+        DemoApp::spec(name)
+            .workers(8)
+            .service_ms(service_ms)
+            .log_dir(dir.path())
+            .start()
+    };
+    let (alpha, beta, slow) = (app("alpha", 5), app("beta", 5), app("slow", 1000));
+    let (alpha_url, beta_url, slow_url) = (alpha.url(), beta.url(), slow.url());
     let slow_front = free_port();
     let dead = free_port();
     let cfg = format!(

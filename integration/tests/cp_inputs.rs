@@ -4,15 +4,12 @@
 //! WSI URLs loopback only, and the files that hold tokens, request lines
 //! and cookies readable by their owner only.
 
-mod cp_common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cp_common::ControlPlane;
-use usher_integration::{call, free_port, http};
+use usher_integration::{call, free_port, http, ControlPlane};
 
 const APP: &str = "[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\n\
                    [[servers]]\nname = \"a\"\napp = \"shop\"\nurl = \"http://127.0.0.1:20201\"\ncapacity = 5\n";

@@ -12,21 +12,17 @@
 //! * a server added on a dead port that nobody measures gets no more than
 //!   its capacity share of new users, and never the largest.
 
-mod cp_common;
-mod played_agent;
-mod wsi_recorder;
-
 use std::time::{Duration, Instant};
 
-use cp_common::ControlPlane;
-use played_agent::PlayedAgent;
 use serde_json::Value;
-use usher_integration::{call, eventually, free_port, http};
-use wsi_recorder::{Got, Receiver};
+use usher_integration::setup::{runtime, shutdown};
+use usher_integration::{
+    call, eventually, free_port, http, ControlPlane, Got, PlayedAgent, WsiRecorder,
+};
 
 /// How far in the past the played agent says it measured (its interval end).
 const MEASURED_AGO: Duration = Duration::from_secs(3);
-/// Push keep-alive of the control plane `cp_common` starts.
+/// Push keep-alive of the control plane `ControlPlane` starts.
 const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 fn config(front: u16, wsi_port: u16) -> String {
@@ -75,20 +71,13 @@ fn server_json(cp: &ControlPlane, name: &str) -> Value {
 
 #[test]
 fn loads_live_in_memory_and_reach_only_whom_they_concern() {
-    let (rx, wsi_port) = Receiver::start();
+    let (rx, wsi_port) = WsiRecorder::start();
     let front = free_port();
     let cp = ControlPlane::start(&config(front, wsi_port), &[]);
-    let agent_token = std::fs::read_to_string(cp.dir.path().join("var/agent.token"))
-        .expect("agent token")
-        .trim()
-        .to_string();
+    let agent_token = cp.agent_token();
     // L = 5000 for both at half_at 5 ms.
     let figures = PlayedAgent::new("live-test", &["a", "b"], 5_000, MEASURED_AGO);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime(1);
     rt.spawn(figures.clone().run(cp.admin_port, agent_token));
 
     // The first measured loads reach the interceptor.
@@ -274,5 +263,5 @@ fn loads_live_in_memory_and_reach_only_whom_they_concern() {
         counts[2] < counts[0].max(counts[1]),
         "the unmeasured server got the largest share: {counts:?}"
     );
-    rt.shutdown_timeout(Duration::from_secs(1));
+    shutdown(rt);
 }

@@ -3,39 +3,19 @@
 //! a demo app. A redirect order given with `usher ctl` is applied by every
 //! nginx worker within 1 s; stateful pages stay served; `--off` ends it.
 
-mod cp_common;
-
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cp_common::{demo_app, need, ControlPlane};
 use usher_integration::{
-    call, eventually, free_port, http, nginx_module, repo_root, wait_for_port, Proc,
+    call, eventually, free_port, http, repo_root, ControlPlane, DemoApp, Nginx, NginxPrefix,
 };
 
-const NGINX: &str = "/usr/sbin/nginx";
-
 /// Starts nginx from the shipped `nginx/web-server.conf`, moved to free
-/// ports and a private ring file. Returns it and its port.
-fn nginx(prefix: &std::path::Path, app_url: &str, token: &str) -> (Proc, u16) {
-    need(
-        std::path::Path::new(NGINX),
-        "apt-get install nginx (scripts/install-deps.sh)",
-    );
-    need(
-        &nginx_module(),
-        "scripts/build-nginx-module.sh (make build)",
-    );
-    for d in ["modules", "conf", "logs", "tmp"] {
-        std::fs::create_dir_all(prefix.join(d)).expect("mkdir");
-    }
-    std::fs::copy(
-        nginx_module(),
-        prefix.join("modules/ngx_http_usher_module.so"),
-    )
-    .expect("copy module");
-    std::fs::write(prefix.join("conf/usher.token"), format!("{token}\n")).expect("token");
-    let port = free_port();
+/// ports and a private ring file.
+fn nginx(app_url: &str, token: &str) -> Nginx {
+    let prefix = NginxPrefix::new();
+    prefix.install_module();
+    std::fs::write(prefix.path().join("conf/usher.token"), format!("{token}\n")).expect("token");
+    let port = prefix.port;
     let upstream = app_url.trim_start_matches("http://");
     let conf = std::fs::read_to_string(repo_root().join("nginx/web-server.conf"))
         .expect("nginx/web-server.conf")
@@ -43,28 +23,28 @@ fn nginx(prefix: &std::path::Path, app_url: &str, token: &str) -> (Proc, u16) {
         .replace("127.0.0.1:8081", upstream)
         .replace(
             "/dev/shm/usher-nginx-8080.ring",
-            &prefix.join("ring").display().to_string(),
+            &prefix.ring.display().to_string(),
         );
     assert!(
         conf.contains(&format!("127.0.0.1:{port}")),
         "nginx/web-server.conf changed shape"
     );
-    std::fs::write(prefix.join("conf/nginx.conf"), conf).expect("conf");
-    let mut cmd = Command::new(NGINX);
-    cmd.arg("-p")
-        .arg(prefix)
-        .args(["-c", "conf/nginx.conf", "-g", "daemon off;"]);
-    let p = Proc::spawn("nginx", cmd, &prefix.join("nginx.out"));
-    wait_for_port(port, Duration::from_secs(10));
-    (p, port)
+    prefix.write_conf(&conf);
+    prefix.start(Some("daemon off;"))
 }
 
 #[test]
 fn usher_ctl_redirect_reaches_every_nginx_worker_within_a_second() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_app, app_url) = demo_app(dir.path(), "alpha", 4, 1);
+    let app = DemoApp::spec("alpha")
+        .workers(4)
+        .service_ms(1)
+        .log_dir(dir.path())
+        .start();
+    let app_url = app.url();
     let token = "cp-nginx-token-42";
-    let (_nginx, port) = nginx(&dir.path().join("ngx"), &app_url, token);
+    let nginx = nginx(&app_url, token);
+    let port = nginx.port;
     let other = "http://127.0.0.1:20601";
     let front = free_port();
     let cfg = format!(

@@ -2,18 +2,13 @@
 //! test plays the WSI command endpoint; changes made with `usher ctl` must
 //! reach it within 1 s, with the WSI's token and increasing versions.
 
-mod cp_common;
-mod wsi_recorder;
-
 use std::time::{Duration, Instant};
 
-use cp_common::ControlPlane;
-use usher_integration::{eventually, free_port};
-use wsi_recorder::Receiver;
+use usher_integration::{eventually, free_port, ControlPlane, WsiRecorder};
 
 #[test]
 fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
-    let (rx, port) = Receiver::start();
+    let (rx, port) = WsiRecorder::start();
     let front = free_port();
     let cfg = format!(
         "[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\nstateful = [\"/cart\"]\nsession_cookie = \"usher_session\"\n\
@@ -104,7 +99,7 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
         .and_then(|g| g.body["snapshot"]["version"].as_u64())
         .expect("v");
     let ahead = last + 1_000_000_000;
-    *rx.stale_once.lock().expect("lock") = Some(("/door/command".into(), ahead));
+    rx.stale_once("/door/command", ahead);
     let t = Instant::now();
     assert!(cp.ctl(&["app", "enable", "shop"]).status.success());
     let got = rx

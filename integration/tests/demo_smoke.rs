@@ -4,14 +4,12 @@
 //! leaves rotation and comes back (the demo restarts it), and SIGINT leaves
 //! no port open and no process running.
 
-mod demo_support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use demo_support::{alive, answers, send_signal, urls, Demo};
 use serde_json::Value;
-use usher_integration::http;
+use usher_integration::demo_script::{urls, Demo};
+use usher_integration::{alive, answers, http, send_signal};
 
 /// Servers of the demo and their capacities (scripts/demo.sh).
 const CAPACITIES: [(&str, f64); 3] = [("a", 2.0), ("b", 5.0), ("c", 8.0)];

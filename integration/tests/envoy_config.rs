@@ -3,14 +3,11 @@
 //! the command endpoint speaks the WSI protocol (token, 400 naming the
 //! field, 409 for a stale version, echo, counters).
 
-mod envoy_support;
-
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use envoy_support::*;
 use serde_json::json;
-use usher_integration::{call, envoy_bin, free_port, http};
+use usher_integration::envoy::*;
+use usher_integration::{call, free_port, http};
 
 fn spec(plugin: serde_json::Value) -> EnvoySpec {
     EnvoySpec {
@@ -42,30 +39,11 @@ fn bad_plugin_configs_are_refused_naming_the_field() {
         ),
         (json!({"role": "janitor", "app": "shop"}), "role"),
     ];
-    let wasm = filter_path();
     for (plugin, field) in cases {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("envoy.yaml");
-        let (web, command, admin) = (free_port(), free_port(), free_port());
-        std::fs::write(
-            &cfg,
-            envoy_yaml(&spec(plugin.clone()), web, command, admin, &wasm),
-        )
-        .expect("write");
-        let out = Command::new(envoy_bin())
-            .arg("--mode")
-            .arg("validate")
-            .arg("-c")
-            .arg(&cfg)
-            .args(["--base-id", &admin.to_string()])
-            .output()
-            .expect("run envoy --mode validate");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!out.status.success(), "validate accepted {plugin}");
+        let (cfg, [_, _, admin]) = write_config(dir.path(), &spec(plugin.clone()));
+        let (ok, text) = validate(&cfg, admin);
+        assert!(!ok, "validate accepted {plugin}");
         assert!(
             text.contains("refused: plugin configuration") && text.contains(field),
             "log must name {field}: {text}"
@@ -74,26 +52,16 @@ fn bad_plugin_configs_are_refused_naming_the_field() {
 
     // And a real start with a bad config fails instead of serving.
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("envoy.yaml");
-    let (web, command, admin) = (free_port(), free_port(), free_port());
     let plugin = json!({"role": "server", "app": "shop", "colour": "red"});
-    std::fs::write(&cfg, envoy_yaml(&spec(plugin), web, command, admin, &wasm)).expect("write");
-    let mut child = Command::new(envoy_bin())
-        .arg("-c")
-        .arg(&cfg)
-        .args(["--concurrency", "2", "--base-id", &admin.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start envoy");
+    let (cfg, [_, _, admin]) = write_config(dir.path(), &spec(plugin));
+    let mut envoy = spawn(&cfg, admin, &dir.path().join("envoy.log"));
     let start = Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
+        if let Some(s) = envoy.exit_status() {
             break Some(s);
         }
         if start.elapsed() > Duration::from_secs(20) {
-            child.kill().ok();
-            child.wait().ok();
+            envoy.stop();
             break None;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -5,17 +5,12 @@
 //! (`--concurrency 2`) within 1 s, and both keep serving on the last
 //! snapshot when the control plane stops.
 
-#[path = "cp_common/mod.rs"]
-mod cp_common;
-mod envoy_support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use cp_common::ControlPlane;
-use envoy_support::*;
 use serde_json::json;
-use usher_integration::{eventually, free_port};
+use usher_integration::envoy::*;
+use usher_integration::{eventually, free_port, fresh_get, fresh_get_worker, ControlPlane};
 
 /// Polls `url` on fresh connections until `streak` answers in a row pass
 /// `ok`, from at least two workers; returns when that streak ended.

@@ -5,28 +5,26 @@
 //! Methods other than GET and HEAD get 307 (method and body kept); a
 //! disabled app shows usher's one built-in sorry page.
 
-mod envoy_support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use envoy_support::*;
 use serde_json::json;
-use usher_integration::{call, eventually, free_port, http};
+use usher_integration::envoy::*;
+use usher_integration::{call, eventually, free_port, fresh_get, http, DemoApp};
 
 const PICKS: usize = 10_000;
 const THREADS: usize = 4;
 const TOLERANCE: f64 = 1.5;
 
 struct Door {
-    apps: Vec<App>,
+    apps: Vec<DemoApp>,
     envoy: Envoy,
     _dir: tempfile::TempDir,
 }
 
 fn start(mode: &str) -> Door {
     let dir = tempfile::tempdir().expect("tempdir");
-    let apps: Vec<App> = ["a", "b", "c"]
+    let apps: Vec<DemoApp> = ["a", "b", "c"]
         .iter()
         .map(|n| demo_app(dir.path(), n))
         .collect();

@@ -2,13 +2,11 @@
 //! agent endpoint in binary batches with exactly the selected fields; with
 //! the agent away every request is still served and the drops are counted.
 
-mod envoy_support;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use envoy_support::*;
 use usher_core::{FieldMask, RequestRecord};
-use usher_integration::{call, eventually, free_port, http};
+use usher_integration::envoy::*;
+use usher_integration::{call, eventually, free_port, http, BatchReceiver};
 
 const FIELDS: &[&str] = &[
     "method",
@@ -39,7 +37,7 @@ fn now_us() -> u64 {
 fn records_reach_the_agent_one_per_request_with_the_selected_fields() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = demo_app(dir.path(), "a");
-    let receiver = Receiver::start();
+    let receiver = BatchReceiver::start();
     let envoy = start_envoy(
         dir.path(),
         &EnvoySpec {
@@ -100,7 +98,7 @@ fn records_reach_the_agent_one_per_request_with_the_selected_fields() {
         let want = (0..n).filter(|i| paths[i % paths.len()] == path).count();
         assert_eq!(count, want, "records for {path}");
     }
-    let batches = receiver.batches.lock().expect("lock").clone();
+    let batches = receiver.batches();
     for b in &batches {
         assert_eq!(b.path, "/usher/records");
         assert_eq!(

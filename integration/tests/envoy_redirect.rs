@@ -3,16 +3,14 @@
 //! page or a cookie-marked request; a newer snapshot turns it off; and a
 //! change reaches every worker (`--concurrency 2`) within one second.
 
-mod envoy_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use envoy_support::*;
 use serde_json::json;
-use usher_integration::{call, eventually, free_port, http};
+use usher_integration::envoy::*;
+use usher_integration::{call, eventually, free_port, fresh_get, fresh_get_worker, http, DemoApp};
 
-fn start(dir: &std::path::Path) -> (App, Envoy) {
+fn start(dir: &std::path::Path) -> (DemoApp, Envoy) {
     let app = demo_app(dir, "a");
     let plugin = json!({"role": "server", "app": "shop", "stateful": ["/cart"], "session_cookie": "usher_session"});
     let envoy = start_envoy(

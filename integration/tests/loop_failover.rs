@@ -5,14 +5,10 @@
 //! with a `server_recovered` event. nginx stays up: the agent's probe
 //! through it gets 502 from the dead app, which is the failure it must see.
 
-mod cp_common;
-mod loop_support;
-mod nginx_support;
-
 use std::time::{Duration, Instant};
 
-use loop_support::{secs, Stack};
-use usher_integration::{eventually, http};
+use usher_integration::closed_loop::Stack;
+use usher_integration::{eventually, http, secs};
 
 /// Front-door requests per check while waiting for a change.
 const PROBE_BATCH: usize = 60;

@@ -8,14 +8,10 @@
 //! random: at a share of 1/3 one window's share has a standard deviation of
 //! about 2.4 points), the baseline over 2,000.
 
-mod cp_common;
-mod loop_support;
-mod nginx_support;
-
 use std::time::{Duration, Instant};
 
-use loop_support::{secs, Stack, SERVICE_MS};
-use usher_integration::http;
+use usher_integration::closed_loop::{Stack, SERVICE_MS};
+use usher_integration::{http, secs};
 
 const WINDOW: usize = 400;
 /// Windows are counted for at most this long after a change.

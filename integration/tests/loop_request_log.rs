@@ -6,15 +6,11 @@
 //! ring, `usher agent` forwards the records in batches, the manager writes
 //! them into the logging database.
 
-mod cp_common;
-mod loop_support;
-mod nginx_support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use loop_support::Stack;
 use serde_json::Value;
+use usher_integration::closed_loop::Stack;
 use usher_integration::{call, eventually, http};
 
 const USERS: usize = 300;

@@ -3,13 +3,10 @@
 //! pages or users with the session cookie; stale, bad and unauthorised
 //! commands change nothing.
 
-mod nginx_support;
-
 use std::time::{Duration, Instant};
 
-use nginx_support::{DemoApp, Nginx};
 use serde_json::{json, Value};
-use usher_integration::{call, http};
+use usher_integration::{call, http, DemoApp, Nginx};
 
 const TARGET: &str = "http://127.0.0.1:9";
 

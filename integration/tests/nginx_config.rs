@@ -2,16 +2,13 @@
 //! module loaded, and a bad directive fails `nginx -t` with a message naming
 //! the directive and the bad value.
 
-mod nginx_support;
-
 use std::process::Command;
 
-use nginx_support::nginx_t;
-use usher_integration::repo_root;
+use usher_integration::{nginx_t, repo_root, Artifact};
 
 #[test]
 fn ready_configs_pass_nginx_t() {
-    nginx_support::module();
+    Artifact::NginxModule.path();
     let out = Command::new("bash")
         .arg(repo_root().join("scripts/validate-nginx-configs.sh"))
         .output()

@@ -3,16 +3,11 @@
 //! the interceptor role); a change made with `usher ctl` is applied by every
 //! nginx worker within 1 s.
 
-#[path = "cp_common/mod.rs"]
-mod cp_common;
-mod nginx_support;
-
 use std::time::{Duration, Instant};
 
-use cp_common::ControlPlane;
-use nginx_support::{DemoApp, Nginx, TOKEN};
 use serde_json::Value;
-use usher_integration::{eventually, free_port};
+use usher_integration::nginx::TOKEN;
+use usher_integration::{eventually, free_port, ControlPlane, DemoApp, Nginx};
 
 /// True when every worker of `nginx` acts on the version the endpoint holds
 /// and that version is newer than `after`.

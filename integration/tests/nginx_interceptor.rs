@@ -3,13 +3,10 @@
 //! static capacities, proxies in proxy mode and answers the sorry page when
 //! the application is disabled or has no server.
 
-mod nginx_support;
-
 use std::collections::HashMap;
 
-use nginx_support::{DemoApp, Nginx};
 use serde_json::json;
-use usher_integration::{call, http};
+use usher_integration::{call, http, DemoApp, Nginx};
 
 const SORRY: &str = "<html><body>usher test sorry page</body></html>\n";
 

@@ -3,14 +3,12 @@
 //! selected fields and a processing time that includes the app's service
 //! time; a full ring or a missing reader never costs a request.
 
-mod nginx_support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use nginx_support::{DemoApp, Nginx};
 use usher_agent::RingReader;
 use usher_core::{FieldMask, RequestRecord};
+use usher_integration::{DemoApp, Nginx};
 
 const FIELDS: &[&str] = &[
     "method",

@@ -4,7 +4,6 @@
 //! figures the test sets — mean processing time and probe result per
 //! server — measured `measured_ago` before it is sent. The test can make it
 //! fall silent (connection open, nothing sent) or hang up.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,92 +1,32 @@
-//! Shared by the `envoy_*` tests: writes an Envoy config with the usher
-//! filter, starts real Envoy (`--concurrency 2`) and demo apps on loopback,
-//! receives record batches like an agent, and talks to the command endpoint.
-#![allow(dead_code)]
+//! The one way the tests run Envoy with the usher filter: a config with
+//! the filter on a web listener and on a command listener (`--concurrency
+//! 2`), written to a test folder, validated or started on free loopback
+//! ports, and stopped by PID.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use usher_integration::{
-    call, envoy_bin, free_port, http, wait_for_port, wasm_filter, Proc, Response,
-};
+use crate::artifacts::Artifact;
+use crate::demo_app::DemoApp;
+use crate::http::{call, http, Response};
+use crate::ports::free_port;
+use crate::proc::Proc;
 
+/// The command endpoint's token in every test Envoy.
 pub const COMMAND_TOKEN: &str = "cmd-token-for-tests";
+/// The token the filter sends record batches with, where a test sets it.
 pub const AGENT_TOKEN: &str = "agent-token-for-tests";
 
 /// The built filter, or a failure that says how to build it.
 pub fn filter_path() -> PathBuf {
-    let p = wasm_filter();
-    assert!(
-        p.is_file(),
-        "{} is missing: run `bash scripts/build-wasm.sh` (or `make build`)",
-        p.display()
-    );
-    p
+    Artifact::WasmFilter.path()
 }
 
-fn envoy_path() -> PathBuf {
-    let p = envoy_bin();
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash scripts/install-deps.sh`",
-        p.display()
-    );
-    p
-}
-
-/// The demo app binary, or a failure that says how to build it.
-pub fn demo_app_bin() -> PathBuf {
-    let p = usher_integration::repo_root().join("target/release/usher-demo-app");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo build --release`",
-        p.display()
-    );
-    p
-}
-
-/// A running demo app.
-pub struct App {
-    pub name: String,
-    pub port: u16,
-    _proc: Proc,
-}
-
-impl App {
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-/// Starts `usher-demo-app --name NAME` with no service time.
-pub fn demo_app(dir: &Path, name: &str) -> App {
-    let port = free_port();
-    let mut cmd = Command::new(demo_app_bin());
-    cmd.args([
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--name",
-        name,
-        "--workers",
-        "32",
-        "--service-ms",
-        "0",
-    ]);
-    let proc = Proc::spawn(
-        &format!("app-{name}"),
-        cmd,
-        &dir.join(format!("app-{name}.log")),
-    );
-    wait_for_port(port, Duration::from_secs(10));
-    App {
-        name: name.to_string(),
-        port,
-        _proc: proc,
-    }
+/// A demo app for behind a test Envoy: 32 workers, no service time, its
+/// log in `dir`.
+pub fn demo_app(dir: &Path, name: &str) -> DemoApp {
+    DemoApp::spec(name).workers(32).log_dir(dir).start()
 }
 
 /// What the test Envoy looks like.
@@ -267,39 +207,57 @@ static_resources:
     )
 }
 
-/// Writes the config and starts Envoy; waits until both listeners accept.
-pub fn start_envoy(dir: &Path, spec: &EnvoySpec) -> Envoy {
+/// Writes `spec` on free ports to `dir/envoy.yaml`; returns the file and
+/// the (web, command, admin) ports.
+pub fn write_config(dir: &Path, spec: &EnvoySpec) -> (PathBuf, [u16; 3]) {
     let (web, command, admin) = (free_port(), free_port(), free_port());
     let yaml = envoy_yaml(spec, web, command, admin, &filter_path());
     let cfg = dir.join("envoy.yaml");
     std::fs::write(&cfg, yaml).expect("write envoy.yaml");
-    let log = dir.join("envoy.log");
-    let mut cmd = Command::new(envoy_path());
-    cmd.arg("-c").arg(&cfg);
+    (cfg, [web, command, admin])
+}
+
+/// Runs `envoy --mode validate` on `cfg`; returns (success, output).
+pub fn validate(cfg: &Path, base_id: u16) -> (bool, String) {
+    let out = Command::new(Artifact::Envoy.path())
+        .arg("--mode")
+        .arg("validate")
+        .arg("-c")
+        .arg(cfg)
+        .args(["--base-id", &base_id.to_string()])
+        .output()
+        .expect("run envoy --mode validate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Starts Envoy on `cfg` (`--concurrency 2`, the admin port as base id,
+/// wasm logs at info) with its output in `log`; does not wait.
+pub fn spawn(cfg: &Path, base_id: u16, log: &Path) -> Proc {
+    let mut cmd = Command::new(Artifact::Envoy.path());
+    cmd.arg("-c").arg(cfg);
     cmd.args([
         "--concurrency",
         "2",
         "--base-id",
-        &admin.to_string(),
+        &base_id.to_string(),
         "--component-log-level",
         "wasm:info",
     ]);
-    let mut proc = Proc::spawn("envoy", cmd, &log);
-    let start = std::time::Instant::now();
+    Proc::spawn("envoy", cmd, log)
+}
+
+/// Writes the config and starts Envoy; waits until both listeners accept.
+pub fn start_envoy(dir: &Path, spec: &EnvoySpec) -> Envoy {
+    let (cfg, [web, command, admin]) = write_config(dir, spec);
+    let log = dir.join("envoy.log");
+    let mut proc = spawn(&cfg, admin, &log);
     for port in [web, command] {
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if !proc.is_running() {
-                panic!(
-                    "envoy exited at start:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "envoy did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        proc.wait_listening(port, Duration::from_secs(30), None);
     }
     Envoy {
         web,
@@ -308,116 +266,4 @@ pub fn start_envoy(dir: &Path, spec: &EnvoySpec) -> Envoy {
         proc,
         log,
     }
-}
-
-/// A loopback HTTP endpoint that takes record batches like the agent does.
-#[derive(Clone)]
-pub struct Receiver {
-    pub port: u16,
-    pub batches: Arc<Mutex<Vec<Batch>>>,
-}
-
-/// One POST the receiver got.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    pub path: String,
-    pub authorization: Option<String>,
-    pub body: Vec<u8>,
-}
-
-impl Receiver {
-    pub fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
-        let port = listener.local_addr().expect("addr").port();
-        let batches = Arc::new(Mutex::new(Vec::new()));
-        let sink = batches.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let sink = sink.clone();
-                std::thread::spawn(move || serve(stream, &sink));
-            }
-        });
-        Receiver { port, batches }
-    }
-
-    /// Every record received so far, decoded (panics on a bad batch).
-    pub fn records(&self) -> Vec<usher_core::RequestRecord> {
-        let batches = self.batches.lock().expect("lock").clone();
-        batches
-            .iter()
-            .flat_map(|b| {
-                let d = usher_core::decode_batch(&b.body).expect("batch decodes");
-                assert_eq!(d.bad, 0, "undecodable records in a batch");
-                d.records
-            })
-            .collect()
-    }
-}
-
-fn serve(stream: TcpStream, sink: &Mutex<Vec<Batch>>) {
-    let mut out = match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let (mut len, mut auth) = (0usize, None);
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => len = v.trim().parse().unwrap_or(0),
-                    "authorization" => auth = Some(v.trim().to_string()),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        sink.lock().expect("lock").push(Batch {
-            path,
-            authorization: auth,
-            body,
-        });
-        if out
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// A GET through a fresh connection (so Envoy may give it to any worker).
-pub fn fresh_get(url: &str) -> Response {
-    let agent = http();
-    call(agent.get(url).set("connection", "close"), None)
-}
-
-/// A GET through a fresh connection: (status, location, x-usher-worker).
-pub fn fresh_get_worker(url: &str) -> (u16, Option<String>, Option<String>) {
-    let res = http().get(url).set("connection", "close").call();
-    let resp = match res {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("request failed: {e}"),
-    };
-    let status = resp.status();
-    let location = resp.header("location").map(str::to_string);
-    let worker = resp.header("x-usher-worker").map(str::to_string);
-    (status, location, worker)
 }

@@ -1,20 +1,19 @@
 //! Runs `scripts/demo.sh` as a new user would, on free ports and in its own
 //! folder, and stops it (its whole process group, then every PID its
 //! supervisors recorded) when dropped, even when a test panics.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use std::os::unix::process::CommandExt;
-
-use usher_integration::{envoy_bin, free_port, nginx_module, repo_root, usher_bin, wasm_filter};
+use crate::artifacts::{repo_root, Artifact};
+use crate::ports::{bindable, free_port};
+use crate::proc::{alive, send_signal, tail};
 
 /// The line the demo prints once every part answers.
 pub const RUNNING: &str = "usher demo is running";
@@ -85,40 +84,6 @@ impl Ports {
     }
 }
 
-fn bindable(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// True when something accepts on 127.0.0.1:`port`.
-pub fn answers(port: u16) -> bool {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
-}
-
-/// True while a process with this PID exists (and is not a zombie).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            .unwrap_or(true),
-        Err(_) => false,
-    }
-}
-
-/// Sends `sig` to `target` (a PID, or `-PGID` for a process group).
-pub fn send_signal(sig: &str, target: &str) {
-    match Command::new("kill")
-        .args([&format!("-{sig}"), "--", target])
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => {}
-        Err(e) => eprintln!("kill -{sig} {target}: {e}"),
-    }
-}
-
 /// A running `scripts/demo.sh`.
 pub struct Demo {
     pub ports: Ports,
@@ -135,14 +100,14 @@ impl Demo {
     /// Checks the built artifacts, then starts the script in its own
     /// process group on free ports.
     pub fn start() -> Demo {
-        let envoy = envoy_bin();
-        let demo_app = repo_root().join("target/release/usher-demo-app");
-        for path in [usher_bin(), demo_app, nginx_module(), wasm_filter(), envoy] {
-            assert!(
-                path.exists(),
-                "{} is missing: run `make build` first",
-                path.display()
-            );
+        for a in [
+            Artifact::Usher,
+            Artifact::DemoApp,
+            Artifact::NginxModule,
+            Artifact::WasmFilter,
+            Artifact::Envoy,
+        ] {
+            a.path();
         }
         let ports = Ports::pick();
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -322,14 +287,6 @@ impl Drop for Demo {
 
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut s = lines[lines.len().saturating_sub(n)..].join("\n");
-    s.push('\n');
-    s
 }
 
 /// Every `http://…` URL in `lines`, without trailing punctuation, in order,

@@ -1,95 +1,32 @@
-//! Shared by the `loop_*` tests: the whole closed loop on loopback. Three
+//! The whole closed loop on loopback, for the `loop_*` tests. Three
 //! demo apps, each behind its own real nginx with the usher module (server
 //! role, record ring, command endpoint), one `usher agent` reading the three
 //! rings and probing through nginx, and `usher control` (built-in front door
 //! in redirect mode, the manager on its admin listener, snapshot pushes to
 //! the three nginx). Every process runs on free ports in temp folders and is
 //! stopped by PID when the `Stack` is dropped.
-#![allow(dead_code)] // each test file uses a different part
 
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cp_common::ControlPlane;
-use crate::nginx_support::{demo_app_bin, Nginx, TOKEN};
-use usher_integration::{call, eventually, free_port, http, usher_bin, wait_for_port, Proc};
+use crate::agent::{start_agent, AgentBinary};
+use crate::control_plane::ControlPlane;
+use crate::demo_app::DemoApp;
+use crate::http::call;
+use crate::nginx::{Nginx, TOKEN};
+use crate::poll::eventually;
+use crate::ports::{free_port, wait_for_port};
+use crate::proc::Proc;
 
 pub const NAMES: [&str; 3] = ["web1", "web2", "web3"];
 /// The demo apps' normal service time.
 pub const SERVICE_MS: u64 = 10;
 
-/// One demo app process on a fixed port (so it can be restarted there).
-pub struct App {
-    pub name: String,
-    pub port: u16,
-    pub proc: Option<Proc>,
-    dir: tempfile::TempDir,
-}
-
-impl App {
-    pub fn start(name: &str) -> App {
-        let mut a = App {
-            name: name.to_string(),
-            port: free_port(),
-            proc: None,
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        a.launch();
-        a
-    }
-
-    /// (Re)starts the process on the same port.
-    pub fn launch(&mut self) {
-        let mut cmd = Command::new(demo_app_bin());
-        cmd.args([
-            "--listen",
-            &format!("127.0.0.1:{}", self.port),
-            "--name",
-            &self.name,
-            "--workers",
-            "8",
-            "--service-ms",
-            &SERVICE_MS.to_string(),
-        ]);
-        let log = self.dir.path().join(format!(
-            "{}-{}.log",
-            self.name,
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0)
-        ));
-        self.proc = Some(Proc::spawn(&self.name, cmd, &log));
-        wait_for_port(self.port, Duration::from_secs(10));
-    }
-
-    /// Kills the process by PID (SIGKILL: it dies at once).
-    pub fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.signal("KILL");
-            p.stop();
-        }
-    }
-
-    /// Changes the service time at run time.
-    pub fn set_service_ms(&self, ms: u64) {
-        let r = call(
-            http().post(&format!(
-                "http://127.0.0.1:{}/control?service_ms={ms}",
-                self.port
-            )),
-            Some(""),
-        );
-        assert_eq!(r.status, 200, "POST /control: {}", r.body);
-    }
-}
-
 /// The whole loop.
 pub struct Stack {
-    pub apps: Vec<App>,
+    pub apps: Vec<DemoApp>,
     pub nginx: Vec<Nginx>,
     pub cp: ControlPlane,
     pub front_door_port: u16,
@@ -102,7 +39,10 @@ impl Stack {
     /// with a dynamic load value. `manager` is extra `[manager]` text
     /// (empty: the defaults).
     pub fn start(manager: &str) -> Stack {
-        let apps: Vec<App> = NAMES.iter().map(|n| App::start(n)).collect();
+        let apps: Vec<DemoApp> = NAMES
+            .iter()
+            .map(|n| DemoApp::spec(n).workers(8).service_ms(SERVICE_MS).start())
+            .collect();
         let nginx: Vec<Nginx> = apps
             .iter()
             .map(|a| {
@@ -130,10 +70,7 @@ impl Stack {
         }
         let cp = ControlPlane::start(&body, &[]);
         wait_for_port(front_door_port, Duration::from_secs(10));
-        let agent_token = std::fs::read_to_string(cp.dir.path().join("var/agent.token"))
-            .expect("usher control made var/agent.token")
-            .trim()
-            .to_string();
+        let agent_token = cp.agent_token();
 
         let agent_dir = tempfile::tempdir().expect("tempdir");
         let mut text = format!(
@@ -149,12 +86,7 @@ impl Stack {
                 ring = n.ring.display()
             ));
         }
-        let cfg = agent_dir.path().join("agent.toml");
-        std::fs::write(&cfg, text).expect("agent.toml");
-        let mut cmd = Command::new(usher_bin());
-        cmd.arg("agent").arg("--config").arg(&cfg);
-        cmd.env("USHER_LOG", "info");
-        let agent = Proc::spawn("usher agent", cmd, &agent_dir.path().join("agent.log"));
+        let agent = start_agent(agent_dir.path(), &text, AgentBinary::Usher);
         let stack = Stack {
             apps,
             nginx,
@@ -240,9 +172,4 @@ impl Drop for Stack {
         }
         self.cp.stop();
     }
-}
-
-/// Seconds since `t` with millisecond resolution, for messages.
-pub fn secs(t: Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
