@@ -1,7 +1,8 @@
 //! The control channel: the agent dials the control plane's WebSocket
 //! (`Authorization: Bearer <agent token>`), says hello, and keeps that one
 //! connection. It sends everything in the spool not yet acknowledged, in
-//! order, then new messages as they come; handles acks, pings and
+//! order (JSON text frames; record batches as binary frames), then new
+//! messages as they come; handles acks, pings and
 //! commands. When the connection fails it reconnects after 250 ms,
 //! doubling up to `reconnect_max_ms`. The control plane never connects to
 //! the agent.
@@ -20,6 +21,7 @@ use usher_core::channel::{
 };
 
 use crate::outbox::Outbox;
+use crate::spool::Frame;
 
 /// The agent pings when it sent nothing for this long.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -182,7 +184,11 @@ async fn session(ctx: &mut ChannelCtx, shutdown: &mut watch::Receiver<bool>) -> 
             }
             _ = std::future::ready(()), if has_more => {
                 for e in batch {
-                    sink.feed(Message::Text(e.frame)).await.map_err(|e| e.to_string())?;
+                    let msg = match e.frame {
+                        Frame::Text(t) => Message::Text(t),
+                        Frame::Binary(b) => Message::Binary(b),
+                    };
+                    sink.feed(msg).await.map_err(|e| e.to_string())?;
                     cursor = e.seq;
                 }
                 sink.flush().await.map_err(|e| e.to_string())?;

@@ -5,8 +5,8 @@
 //! The spool does blocking file I/O (appends, renames, reads back), so it
 //! lives on a thread of its own, `usher-agent-spool`, which owns the
 //! [`Spool`] and takes requests over a channel; async tasks never touch the
-//! file. Messages are encoded (JSON, base64) on that thread too, so a task
-//! that queues a message only moves it. Requests that need an answer (the
+//! file. Messages are encoded (JSON; record batches as binary frames) on
+//! that thread too, so a task that queues a message only moves it. Requests that need an answer (the
 //! frames to send, the acknowledged mark) get it over a oneshot.
 //!
 //! Record batches are the bulk. The outbox counts the ones queued and not
@@ -19,12 +19,17 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 
 use tokio::sync::{oneshot, Notify};
-use usher_core::channel::{self, base64_encode, AgentMessage, Event, Records, Report};
+use usher_core::channel::{self, encode_records, AgentMessage, Event, FrameError, Report};
 
-use crate::spool::{Entry, Kind, Spool};
+use crate::spool::{Entry, Frame, Kind, Spool};
 
-/// A message to spool; the closure makes it once its number is known.
-type Make = Box<dyn FnOnce(u64) -> AgentMessage + Send>;
+/// A message to spool; the closure frames it once its number is known.
+type Make = Box<dyn FnOnce(u64) -> Result<Frame, FrameError> + Send>;
+
+/// A JSON frame of `msg`.
+fn json_frame(msg: &AgentMessage) -> Result<Frame, FrameError> {
+    Ok(Frame::Text(channel::encode(msg)))
+}
 
 /// What the spool thread is asked to do.
 enum Op {
@@ -120,7 +125,7 @@ impl Outbox {
             "report",
             Box::new(move |seq| {
                 report.seq = seq;
-                AgentMessage::Report(report)
+                json_frame(&AgentMessage::Report(report))
             }),
         );
     }
@@ -133,32 +138,18 @@ impl Outbox {
         self.push(
             Kind::Records,
             "record batch",
-            Box::new(move |seq| {
-                AgentMessage::Records(Records {
-                    seq,
-                    server,
-                    batch: base64_encode(&batch),
-                })
-            }),
+            Box::new(move |seq| encode_records(seq, &server, &batch).map(Frame::Binary)),
         );
     }
 
     /// Queues an event; `origin` is the server (or this agent).
-    pub fn event(&self, origin: &str, (code, name): (u32, &str), text: String) {
-        tracing::info!("event {name}: {origin}: {text}");
-        let event = Event {
-            seq: 0,
-            origin_id: origin.to_string(),
-            origin_name: origin.to_string(),
-            type_name: name.to_string(),
-            type_code: code,
-            text,
-            time_occurred_us: crate::now_us(),
-        };
+    pub fn event(&self, origin: &str, kind: (u32, &str), text: String) {
+        tracing::info!("event {}: {origin}: {text}", kind.1);
+        let event = Event::new(0, origin, kind, text, crate::now_us());
         self.push(
             Kind::Event,
             "event",
-            Box::new(move |seq| AgentMessage::Event(Event { seq, ..event })),
+            Box::new(move |seq| json_frame(&AgentMessage::Event(Event { seq, ..event }))),
         );
     }
 
@@ -229,7 +220,11 @@ fn spool_thread(mut spool: Spool, rx: std_mpsc::Receiver<Op>, shared: &Shared, n
         for op in std::iter::once(first).chain(rx.try_iter()) {
             match op {
                 Op::Push { kind, what, make } => {
-                    if let Err(e) = spool.push(kind, |seq| channel::encode(&make(seq))) {
+                    let made = |seq| {
+                        make(seq)
+                            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+                    };
+                    if let Err(e) = spool.push(kind, made) {
                         tracing::error!("{what} not spooled, lost: {e}");
                     }
                     if kind == Kind::Records {
@@ -283,7 +278,7 @@ fn spool_thread(mut spool: Spool, rx: std_mpsc::Receiver<Op>, shared: &Shared, n
 #[cfg(test)]
 mod tests {
     use super::*;
-    use usher_core::channel::{decode, event_type};
+    use usher_core::channel::{decode_records, event_type, RecordsFrame};
 
     #[tokio::test]
     async fn numbers_spools_and_reads_back_on_its_thread() {
@@ -298,9 +293,16 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
-        match decode::<AgentMessage>(&got[1].frame).expect("frame") {
-            AgentMessage::Records(r) => assert_eq!((r.seq, r.batch.as_str()), (2, "AQID")),
-            other => panic!("not records: {other:?}"),
+        match &got[1].frame {
+            Frame::Binary(b) => assert_eq!(
+                decode_records(b),
+                Ok(RecordsFrame {
+                    seq: 2,
+                    server: "web1",
+                    batch: &[1, 2, 3]
+                })
+            ),
+            other => panic!("not binary: {other:?}"),
         }
         assert_eq!(outbox.batches_waiting(), 0);
         assert_eq!(outbox.unacked(), 2);

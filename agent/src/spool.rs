@@ -6,10 +6,15 @@
 //! `(agent, seq)` once, so this gives exactly-once in its logging database,
 //! also across an agent restart.
 //!
-//! Files: `spool.log`, lines `<seq> <kind> <frame>` (kind `e` event, `r`
-//! report, `b` record batch), and `spool.acked` holding the highest
-//! acknowledged sequence number. A torn last line (crash while writing) is
-//! ignored.
+//! Files: `spool.log`, one line per message, and `spool.acked` holding the
+//! highest acknowledged sequence number. A line is `<seq> <kind> <frame>\n`
+//! for a JSON text frame (kind `e` event, `r` report) or
+//! `<seq> <KIND> <length> <frame>\n` for a binary frame (kind `B`, a record
+//! batch; the length says where the frame ends, as its bytes may hold
+//! anything). A torn last line (crash while writing) is ignored. Lines an
+//! agent of protocol version 1 left (kind `b` was a JSON record batch then)
+//! are read and sent as they are: a version-2 manager skips them (logged,
+//! counted), and the next acknowledgement takes them out of the spool.
 //!
 //! The frames live on disk only: in memory the spool keeps an index (sequence
 //! number, kind, where the frame is in the file), about 32 bytes a message,
@@ -17,14 +22,16 @@
 //! are read back when they are sent. All of this is blocking file I/O: the
 //! agent runs a [`Spool`] on a thread of its own (see [`crate::outbox`]).
 //!
-//! Size: about a third of this file is its unit tests (crash recovery,
-//! compaction and ack cases need the real files side by side).
+//! Tests are in `spool/tests.rs` (crash recovery, compaction and ack cases
+//! need the real files side by side).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use line::{read_line, write_line};
 
 /// Kind of a spooled message (what goes first when the spool is full).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,21 +41,25 @@ pub enum Kind {
     Records,
 }
 
-impl Kind {
-    fn tag(self) -> char {
+/// A framed message, ready to send as one WebSocket message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A JSON frame (`usher_core::channel::encode`).
+    Text(String),
+    /// A binary frame (`usher_core::channel::encode_records`).
+    Binary(Vec<u8>),
+}
+
+impl Frame {
+    fn bytes(&self) -> &[u8] {
         match self {
-            Kind::Event => 'e',
-            Kind::Report => 'r',
-            Kind::Records => 'b',
+            Frame::Text(t) => t.as_bytes(),
+            Frame::Binary(b) => b,
         }
     }
-    fn from_tag(c: &str) -> Option<Kind> {
-        match c {
-            "e" => Some(Kind::Event),
-            "r" => Some(Kind::Report),
-            "b" => Some(Kind::Records),
-            _ => None,
-        }
+
+    fn is_binary(&self) -> bool {
+        matches!(self, Frame::Binary(_))
     }
 }
 
@@ -58,7 +69,7 @@ pub struct Entry {
     pub seq: u64,
     pub kind: Kind,
     /// The framed message, ready to send.
-    pub frame: String,
+    pub frame: Frame,
 }
 
 /// Where one message's frame is in `spool.log`.
@@ -66,7 +77,8 @@ pub struct Entry {
 struct Slot {
     seq: u64,
     kind: Kind,
-    /// Byte offset of the frame (after `<seq> <kind> `).
+    binary: bool,
+    /// Byte offset of the frame (after `<seq> <kind> [<length>] `).
     offset: u64,
     len: u32,
 }
@@ -92,15 +104,6 @@ const ACKED: &str = "spool.acked";
 /// What a message counts against the bound (its line plus bookkeeping).
 fn slot_len(s: &Slot) -> u64 {
     u64::from(s.len) + 24
-}
-
-/// Writes one line; returns the frame's offset relative to the line start.
-fn write_line(out: &mut impl Write, seq: u64, kind: Kind, frame: &[u8]) -> std::io::Result<u64> {
-    let head = format!("{seq} {} ", kind.tag());
-    out.write_all(head.as_bytes())?;
-    out.write_all(frame)?;
-    out.write_all(b"\n")?;
-    Ok(head.len() as u64)
 }
 
 /// Mode of the spool's files: they hold request lines and cookies.
@@ -131,37 +134,16 @@ impl Spool {
         let mut slots = VecDeque::new();
         let mut last_seq = acked;
         if let Ok(f) = File::open(dir.join(LOG)) {
-            let mut pos = 0u64;
-            for line in BufReader::new(f).lines() {
-                let Ok(line) = line else { break };
-                let line_start = pos;
-                pos += line.len() as u64 + 1;
-                let mut parts = line.splitn(3, ' ');
-                let (Some(seq_text), Some(kind), Some(frame)) =
-                    (parts.next(), parts.next(), parts.next())
-                else {
-                    break;
-                };
-                let (Ok(seq), Some(kind)) = (seq_text.parse::<u64>(), Kind::from_tag(kind)) else {
-                    break;
-                };
-                // A torn line fails to parse as a whole frame on the far
-                // side; check the JSON here so it is dropped instead.
-                if serde_json::from_str::<serde::de::IgnoredAny>(frame).is_err() {
-                    break;
-                }
-                last_seq = last_seq.max(seq);
-                if seq > acked {
-                    let Ok(len) = u32::try_from(frame.len()) else {
-                        break;
-                    };
+            let (mut r, mut buf, mut pos) = (BufReader::new(f), Vec::new(), 0u64);
+            while let Some(line) = read_line(&mut r, &mut buf) {
+                last_seq = last_seq.max(line.slot.seq);
+                if line.slot.seq > acked {
                     slots.push_back(Slot {
-                        seq,
-                        kind,
-                        offset: line_start + (line.len() - frame.len()) as u64,
-                        len,
+                        offset: pos + line.slot.offset,
+                        ..line.slot
                     });
                 }
+                pos += line.len;
             }
         }
         let mut spool = Spool {
@@ -189,22 +171,28 @@ impl Spool {
     }
 
     /// Appends a message: `make` builds the frame for the given sequence
-    /// number. Returns the number.
-    pub fn push(&mut self, kind: Kind, make: impl FnOnce(u64) -> String) -> std::io::Result<u64> {
+    /// number. Returns the number. When `make` fails the number is not used.
+    pub fn push(
+        &mut self,
+        kind: Kind,
+        make: impl FnOnce(u64) -> std::io::Result<Frame>,
+    ) -> std::io::Result<u64> {
         let seq = self.next_seq;
+        let frame = make(seq)?;
         self.next_seq += 1;
-        let frame = make(seq);
-        let len = u32::try_from(frame.len()).map_err(|_| {
+        let binary = frame.is_binary();
+        let len = u32::try_from(frame.bytes().len()).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame above 4 GiB")
         })?;
         // One write call per line: a crash leaves at most a torn last line.
-        let mut line = Vec::with_capacity(frame.len() + 24);
-        let head = write_line(&mut line, seq, kind, frame.as_bytes())?;
+        let mut line = Vec::with_capacity(frame.bytes().len() + 32);
+        let head = write_line(&mut line, seq, kind, binary, frame.bytes())?;
         drop(frame);
         self.file.write_all(&line)?;
         let slot = Slot {
             seq,
             kind,
+            binary,
             offset: self.file_bytes + head,
             len,
         };
@@ -260,10 +248,15 @@ impl Spool {
         out
     }
 
-    fn read(&self, slot: &Slot) -> std::io::Result<String> {
+    fn read(&self, slot: &Slot) -> std::io::Result<Frame> {
         let mut buf = vec![0u8; slot.len as usize];
         self.file.read_exact_at(&mut buf, slot.offset)?;
-        String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        if slot.binary {
+            return Ok(Frame::Binary(buf));
+        }
+        String::from_utf8(buf)
+            .map(Frame::Text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
     /// Unacknowledged messages.
@@ -322,7 +315,7 @@ impl Spool {
         for slot in &self.slots {
             buf.resize(slot.len as usize, 0);
             self.file.read_exact_at(&mut buf, slot.offset)?;
-            let head = write_line(&mut f, slot.seq, slot.kind, &buf)?;
+            let head = write_line(&mut f, slot.seq, slot.kind, slot.binary, &buf)?;
             moved.push_back(Slot {
                 offset: n + head,
                 ..*slot
@@ -342,150 +335,6 @@ impl Spool {
     }
 }
 
+mod line;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(seq: u64) -> String {
-        format!("{{\"v\":1,\"msg\":{{\"seq\":{seq}}}}}")
-    }
-
-    #[test]
-    fn survives_restart_and_sends_each_message_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut delivered = Vec::new();
-        {
-            let mut s = Spool::open(dir.path(), 1 << 20).expect("open");
-            for _ in 0..10 {
-                s.push(Kind::Event, frame).expect("push");
-            }
-            // The first four are sent and acknowledged, 5 and 6 sent but not acknowledged.
-            delivered.extend(s.after(0, 4).iter().map(|e| e.seq));
-            s.ack(4).expect("ack");
-            assert_eq!(s.after(4, 2).len(), 2);
-        } // agent restarts
-        let mut s = Spool::open(dir.path(), 1 << 20).expect("reopen");
-        assert_eq!(s.len(), 6);
-        let rest: Vec<u64> = s.after(s.acked(), 100).iter().map(|e| e.seq).collect();
-        assert_eq!(rest, vec![5, 6, 7, 8, 9, 10]);
-        delivered.extend(rest);
-        s.ack(10).expect("ack");
-        // New messages continue the numbering.
-        assert_eq!(s.push(Kind::Report, frame).expect("push"), 11);
-        assert_eq!(delivered, (1..=10).collect::<Vec<_>>());
-        drop(s);
-        let s = Spool::open(dir.path(), 1 << 20).expect("reopen");
-        assert_eq!(
-            s.after(0, 100).iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![11]
-        );
-    }
-
-    #[test]
-    fn a_torn_last_line_is_ignored() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let mut s = Spool::open(dir.path(), 1 << 20).expect("open");
-            s.push(Kind::Event, frame).expect("push");
-        }
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(dir.path().join(LOG))
-            .expect("open");
-        f.write_all(b"2 e {\"v\":1,\"ms").expect("torn");
-        drop(f);
-        let mut s = Spool::open(dir.path(), 1 << 20).expect("reopen");
-        assert_eq!(s.len(), 1);
-        assert_eq!(s.push(Kind::Event, frame).expect("push"), 2);
-    }
-
-    #[test]
-    fn full_spool_sheds_reports_before_events() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Spool::open(dir.path(), 8192).expect("open");
-        for i in 0..200 {
-            let kind = if i % 10 == 0 {
-                Kind::Event
-            } else {
-                Kind::Report
-            };
-            s.push(kind, frame).expect("push");
-        }
-        assert!(s.dropped > 0);
-        let kept = s.after(0, 1000);
-        assert_eq!(kept.iter().filter(|e| e.kind == Kind::Event).count(), 20);
-        assert!(kept.windows(2).all(|w| w[0].seq < w[1].seq));
-        drop(s);
-        assert_eq!(
-            Spool::open(dir.path(), 8192).expect("reopen").len(),
-            kept.len()
-        );
-    }
-
-    #[test]
-    fn frames_stay_on_disk_and_survive_compaction() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Spool::open(dir.path(), 64 << 20).expect("open");
-        let big = |seq: u64| {
-            format!(
-                "{{\"v\":1,\"msg\":{{\"seq\":{seq},\"pad\":\"{}\"}}}}",
-                "x".repeat(1000)
-            )
-        };
-        for _ in 0..3000 {
-            s.push(Kind::Records, big).expect("push");
-        }
-        assert_eq!(s.after(10, 1)[0].frame, big(11));
-        // Acknowledging most of it compacts the file; the rest reads back.
-        s.ack(2900).expect("ack");
-        let size = std::fs::metadata(dir.path().join(LOG)).expect("log").len();
-        assert!(size < 200 * 1100, "compacted to {size} bytes");
-        let rest = s.after(2900, 1000);
-        assert_eq!(rest.len(), 100);
-        assert!(rest.iter().all(|e| e.frame == big(e.seq)));
-        // Appends after the compaction land where the index says.
-        let seq = s.push(Kind::Event, frame).expect("push");
-        assert_eq!(s.after(seq - 1, 1)[0].frame, frame(seq));
-        drop(s);
-        let s = Spool::open(dir.path(), 64 << 20).expect("reopen");
-        assert_eq!(s.len(), 101);
-        assert_eq!(
-            s.after(2999, 5)
-                .iter()
-                .map(|e| e.frame.clone())
-                .collect::<Vec<_>>(),
-            vec![big(3000), frame(3001)]
-        );
-    }
-
-    #[test]
-    fn spool_files_are_private() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mode = |name: &str| {
-            std::fs::metadata(dir.path().join(name))
-                .expect("meta")
-                .permissions()
-                .mode()
-                & 0o777
-        };
-        {
-            let mut s = Spool::open(dir.path(), 1 << 20).expect("open");
-            s.push(Kind::Records, frame).expect("push");
-            s.push(Kind::Records, frame).expect("push");
-            s.ack(1).expect("ack");
-        }
-        assert_eq!((mode(LOG), mode(ACKED)), (0o600, 0o600));
-        // A spool an older agent left readable is made private at open.
-        for name in [LOG, ACKED] {
-            std::fs::set_permissions(
-                dir.path().join(name),
-                std::fs::Permissions::from_mode(0o644),
-            )
-            .expect("chmod");
-        }
-        let mut s = Spool::open(dir.path(), 1 << 20).expect("reopen");
-        assert_eq!((mode(LOG), mode(ACKED)), (0o600, 0o600));
-        s.ack(2).expect("ack");
-        assert_eq!(mode(ACKED), 0o600);
-    }
-}
+mod tests;

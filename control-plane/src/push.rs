@@ -17,7 +17,7 @@ use hyper::client::HttpConnector;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Body, Method, Request, StatusCode};
 use serde::Serialize;
-use usher_core::snapshot::Command;
+use usher_core::command::{Command, ErrorReply};
 use usher_core::Snapshot;
 
 use crate::live::LiveView;
@@ -261,20 +261,21 @@ impl Pusher {
             if status == StatusCode::OK {
                 return Ok(version);
             }
-            let text = String::from_utf8_lossy(&bytes)
-                .chars()
-                .take(300)
-                .collect::<String>();
+            let refusal = ErrorReply::from_json(&bytes);
             if status == StatusCode::CONFLICT {
-                let current = serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("current").and_then(|c| c.as_u64()));
-                if let Some(c) = current {
-                    self.clock.at_least(c + 1);
+                if let Some(c) = refusal.as_ref().and_then(ErrorReply::stale_current) {
+                    self.clock.at_least(c.saturating_add(1));
                     continue;
                 }
             }
-            return Err(format!("HTTP {status}: {text}"));
+            let why = match refusal {
+                Some(e) => e.to_string(),
+                None => String::from_utf8_lossy(&bytes).into_owned(),
+            };
+            return Err(format!(
+                "HTTP {status}: {}",
+                why.chars().take(300).collect::<String>()
+            ));
         }
         Err("the WSI refused two versions as stale".into())
     }

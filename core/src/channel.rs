@@ -1,22 +1,41 @@
 //! The agent ↔ manager control channel: message types and framing.
 //!
-//! The agent dials the manager and keeps one WebSocket open; each text frame
-//! is one [`Frame`]: `{"v":1,"msg":{"type":"...",...}}`. Messages that must
-//! reach the logging database exactly once (`report`, `records`, `event`)
-//! carry the agent's sequence number; the manager answers `ack` with the
-//! highest sequence number it has stored (acks are cumulative: every message
-//! up to and including `seq` is stored). The manager de-duplicates by
+//! The agent dials the manager and keeps one WebSocket open. Each text frame
+//! is one JSON [`Frame`]: `{"v":2,"msg":{"type":"...",...}}`. Record batches,
+//! the bulk, go as binary frames instead ([`binary`]: a 12-byte header, the
+//! server name, then the batch bytes as they are), so neither side base64s
+//! or parses JSON for them. Messages that must reach the logging database
+//! exactly once (`report`, record batches, `event`) carry the agent's
+//! sequence number; the manager answers `ack` with the highest sequence
+//! number it has stored (acks are cumulative: every message up to and
+//! including `seq` is stored). The manager de-duplicates by
 //! `(agent_id, seq)`, so the agent may resend anything not yet acknowledged.
 //!
-//! Size: the whole agent↔manager protocol (every message type) is kept in
-//! one file so both sides read one definition; about 70 lines are tests.
+//! Versions: every frame carries [`PROTOCOL_VERSION`] (`v` in JSON, the
+//! first byte of a binary frame). A frame of another version decodes to
+//! [`FrameError::Version`]; the manager closes a connection whose `hello` is
+//! of another version (close code 1008, the reason names both versions) and
+//! skips (and counts) any later frame that does not decode.
+//!
+//! The message types are here; the host facts and interval figures they
+//! carry are in `figures`, the binary record frames in [`binary`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::Snapshot;
 
+pub mod binary;
+mod figures;
+
+pub use binary::{decode_records, encode_records, RecordsFrame, RECORDS_HEADER_BYTES};
+pub use figures::{
+    CpuSplit, DiskFacts, DiskMetrics, HostFacts, HostMetrics, NetInterface, NetMetrics, Report,
+    ServerAggregate,
+};
+
 /// Version of the messages below; a peer refuses frames of another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: record batches are binary frames (1 sent them base64 in JSON).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
@@ -37,6 +56,12 @@ pub enum FrameError {
     Version(u32),
     #[error("frame is not valid: {0}")]
     Json(String),
+    #[error("binary frame is {got} bytes; its header and server name need {need}")]
+    Truncated { need: usize, got: usize },
+    #[error("binary frame kind {0:#04x} is unknown")]
+    Kind(u8),
+    #[error("binary frame: server name is empty, not UTF-8 or above 65535 bytes")]
+    ServerName,
 }
 
 /// Encodes a message as one frame.
@@ -79,8 +104,6 @@ pub enum AgentMessage {
     Hello(Hello),
     /// Per-interval figures (sequenced).
     Report(Report),
-    /// Raw request records for the request log (sequenced).
-    Records(Records),
     /// Something happened (sequenced).
     Event(Event),
     /// Heartbeat; the peer answers `pong` with the same nonce.
@@ -140,150 +163,6 @@ pub struct ServerInfo {
     pub pid: Option<u32>,
 }
 
-/// Host facts (seed Table 1, as far as the OS tells).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostFacts {
-    /// Stable host id (machine id, else the host name).
-    pub host_id: String,
-    pub host_name: String,
-    pub os_name: String,
-    pub os_release: String,
-    pub os_version: String,
-    pub arch: String,
-    pub cpu_physical: u32,
-    pub cpu_logical: u32,
-    pub cpu_brand: String,
-    pub memory_bytes: u64,
-    pub swap_bytes: u64,
-    pub boot_time_secs: u64,
-    pub interfaces: Vec<NetInterface>,
-    pub disks: Vec<DiskFacts>,
-}
-
-/// A network interface and its addresses.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetInterface {
-    pub name: String,
-    pub mac: String,
-    pub addresses: Vec<String>,
-}
-
-/// A disk and where it is mounted.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiskFacts {
-    pub name: String,
-    pub mount: String,
-    pub file_system: String,
-    pub total_bytes: u64,
-    pub removable: bool,
-}
-
-/// One interval's figures.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Report {
-    pub seq: u64,
-    /// Unix time, microseconds.
-    pub interval_start_us: u64,
-    pub interval_stop_us: u64,
-    pub servers: Vec<ServerAggregate>,
-    pub host: HostMetrics,
-}
-
-/// One server over one interval.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerAggregate {
-    pub server: String,
-    pub count: u64,
-    pub mean_us: u64,
-    pub p50_us: u64,
-    pub p95_us: u64,
-    pub p99_us: u64,
-    pub errors_4xx: u64,
-    pub errors_5xx: u64,
-    /// Records that could not be decoded or were dropped by the producer.
-    #[serde(default)]
-    pub dropped: u64,
-    /// From the last probe found in the record stream, if any.
-    #[serde(default)]
-    pub queue_length: Option<u32>,
-    #[serde(default)]
-    pub queue_delay_us: Option<u64>,
-    /// Whether the last probe answered as expected; `None` = not probed.
-    #[serde(default)]
-    pub probe_ok: Option<bool>,
-    /// Why the last probe failed.
-    #[serde(default)]
-    pub probe_error: Option<String>,
-}
-
-/// CPU time split, in percent of the interval.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CpuSplit {
-    pub user: f64,
-    pub system: f64,
-    pub idle: f64,
-}
-
-/// Host performance figures over one interval.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostMetrics {
-    pub cpu: CpuSplit,
-    pub per_cpu: Vec<CpuSplit>,
-    pub load1: f64,
-    pub load5: f64,
-    pub load15: f64,
-    /// Runnable processes (run queue), when the OS tells.
-    #[serde(default)]
-    pub run_queue: Option<u64>,
-    pub memory_total: u64,
-    pub memory_used: u64,
-    pub swap_total: u64,
-    pub swap_used: u64,
-    pub disks: Vec<DiskMetrics>,
-    pub nets: Vec<NetMetrics>,
-}
-
-/// Disk space and I/O over one interval.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiskMetrics {
-    pub mount: String,
-    pub total_bytes: u64,
-    pub available_bytes: u64,
-    pub read_bytes: u64,
-    pub written_bytes: u64,
-}
-
-/// Network counters of one interface over one interval.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetMetrics {
-    pub name: String,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    pub rx_packets: u64,
-    pub tx_packets: u64,
-    pub rx_errors: u64,
-    pub tx_errors: u64,
-}
-
-/// A batch of raw request records of one server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Records {
-    pub seq: u64,
-    pub server: String,
-    /// A `usher_core::record` batch, base64 (standard alphabet, padded).
-    pub batch: String,
-}
-
 /// An event (seed Table 6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,6 +175,29 @@ pub struct Event {
     pub text: String,
     /// Unix time, microseconds.
     pub time_occurred_us: u64,
+}
+
+impl Event {
+    /// An event of type `(code, name)` (see [`event_type`]) raised by
+    /// `origin` (a server, an agent or a manager component) at `time_us`
+    /// (Unix time, microseconds: the caller reads its clock).
+    pub fn new(
+        seq: u64,
+        origin: &str,
+        (code, name): (u32, &str),
+        text: String,
+        time_us: u64,
+    ) -> Event {
+        Event {
+            seq,
+            origin_id: origin.to_string(),
+            origin_name: origin.to_string(),
+            type_name: name.to_string(),
+            type_code: code,
+            text,
+            time_occurred_us: time_us,
+        }
+    }
 }
 
 /// Event types: (code, name).
@@ -367,63 +269,6 @@ pub struct CommandResult {
     pub pid: Option<u32>,
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard padded base64.
-pub fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Decodes standard padded base64; `None` for anything else.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(4) {
-        return None;
-    }
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
-    let quads = bytes.len() / 4;
-    for (q, quad) in bytes.chunks(4).enumerate() {
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && q + 1 != quads) {
-            return None;
-        }
-        let mut n = 0u32;
-        for (i, &c) in quad.iter().enumerate() {
-            let v = if i >= 4 - pad { 0 } else { val(c)? };
-            n |= v << (18 - 6 * i);
-        }
-        let three = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&three[..3 - pad]);
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,29 +276,34 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_check_version() {
-        let m = AgentMessage::Event(Event {
-            seq: 7,
-            origin_id: "web1".into(),
-            origin_name: "web1".into(),
-            type_name: event_type::PROBE_FAILED.1.into(),
-            type_code: event_type::PROBE_FAILED.0,
-            text: "connection refused".into(),
-            time_occurred_us: 1,
-        });
+        let m = AgentMessage::Event(Event::new(
+            7,
+            "web1",
+            event_type::PROBE_FAILED,
+            "connection refused".into(),
+            1,
+        ));
         let text = encode(&m);
         assert!(
-            text.starts_with(r#"{"v":1,"msg":{"type":"event""#),
+            text.starts_with(r#"{"v":2,"msg":{"type":"event","seq":7,"origin_id":"web1","origin_name":"web1","type_name":"probe_failed","type_code":110"#),
             "{text}"
         );
         assert_eq!(decode::<AgentMessage>(&text), Ok(m));
-        let other = text.replacen(r#""v":1"#, r#""v":9"#, 1);
-        assert_eq!(decode::<AgentMessage>(&other), Err(FrameError::Version(9)));
+        let other = text.replacen(r#""v":2"#, r#""v":1"#, 1);
+        assert_eq!(decode::<AgentMessage>(&other), Err(FrameError::Version(1)));
         assert!(matches!(
             decode::<AgentMessage>("{"),
             Err(FrameError::Json(_))
         ));
         assert!(matches!(
-            decode::<AgentMessage>(r#"{"v":1,"msg":{"type":"nope"}}"#),
+            decode::<AgentMessage>(r#"{"v":2,"msg":{"type":"nope"}}"#),
+            Err(FrameError::Json(_))
+        ));
+        // Version 2 has no JSON record batches.
+        assert!(matches!(
+            decode::<AgentMessage>(
+                r#"{"v":2,"msg":{"type":"records","seq":1,"server":"a","batch":""}}"#
+            ),
             Err(FrameError::Json(_))
         ));
         let cmd = ManagerMessage::Command(AgentCommand {
@@ -464,33 +314,14 @@ mod tests {
             },
         });
         assert_eq!(decode::<ManagerMessage>(&encode(&cmd)), Ok(cmd));
-        let ack: ManagerMessage = decode(r#"{"v":1,"msg":{"type":"ack","seq":5}}"#).expect("ack");
+        let ack: ManagerMessage = decode(r#"{"v":2,"msg":{"type":"ack","seq":5}}"#).expect("ack");
         assert_eq!(ack, ManagerMessage::Ack { seq: 5 });
-    }
-
-    #[test]
-    fn base64_known_values() {
-        assert_eq!(base64_encode(b""), "");
-        assert_eq!(base64_encode(b"f"), "Zg==");
-        assert_eq!(base64_encode(b"fo"), "Zm8=");
-        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64_decode("Zm8="), Some(b"fo".to_vec()));
-        assert_eq!(base64_decode("Zm8"), None);
-        assert_eq!(base64_decode("Z=8="), None);
-        assert_eq!(base64_decode("Zg==Zg=="), None);
-        assert_eq!(base64_decode("Zm9*"), None);
     }
 
     proptest! {
         #[test]
-        fn base64_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-            prop_assert_eq!(base64_decode(&base64_encode(&bytes)), Some(bytes));
-        }
-
-        #[test]
         fn decode_never_panics(text in "\\PC{0,200}") {
             std::hint::black_box(decode::<AgentMessage>(&text)).ok();
-            std::hint::black_box(base64_decode(&text));
         }
     }
 }

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod command;
 pub mod dynamic_load;
 pub mod front_door;
 pub mod load_metric;
@@ -19,6 +20,7 @@ pub mod selection;
 pub mod snapshot;
 pub mod sorry;
 
+pub use command::{Applied, Command, Echoed, ErrorReply};
 pub use dynamic_load::{dynamic_load_from_delay, DYNAMIC_LOAD_MAX};
 pub use front_door::{FrontDoor, FrontDoorServer, Pick};
 pub use load_metric::{bump, load_metric, scale_capacity};

@@ -178,16 +178,6 @@ impl Snapshot {
     }
 }
 
-/// A message to a web server interface's command endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum Command {
-    /// Apply this snapshot.
-    Snapshot { snapshot: Snapshot },
-    /// Answer with the same text and the host's process id (a liveness test).
-    Echo { text: String },
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,15 +222,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("version"));
-    }
-
-    #[test]
-    fn command_round_trip() {
-        let c: Command = serde_json::from_str(r#"{"type":"echo","text":"hi"}"#).expect("echo");
-        assert_eq!(c, Command::Echo { text: "hi".into() });
-        let c: Command =
-            serde_json::from_str(&format!(r#"{{"type":"snapshot","snapshot":{}}}"#, sample()))
-                .expect("snapshot");
-        assert!(matches!(c, Command::Snapshot { .. }));
     }
 }

@@ -1,11 +1,12 @@
 //! The command endpoint (`usher_command` location): loopback clients with the
 //! token push snapshots and echo tests (`POST`) and read counters (`GET`).
 //!
-//! Protocol (the same for the Envoy filter): `POST` a JSON
-//! `usher_core::snapshot::Command` with `Authorization: Bearer <token>`;
-//! 200 `{"applied":v}` / `{"echo":..,"pid":..}`; 400 for bad JSON or an
-//! invalid snapshot (nothing changes); 401 without the right token; 403 from
-//! a non-loopback client; 409 `{"error":"stale version","current":n}`.
+//! Protocol (the same for the Envoy filter; the types are in
+//! `usher_core::command`): `POST` a JSON `Command` with
+//! `Authorization: Bearer <token>`; 200 `Applied` `{"applied":v}` /
+//! `Echoed` `{"echo":..,"pid":..}`; 400 for bad JSON or an invalid snapshot
+//! (nothing changes); 401 without the right token; 403 from a non-loopback
+//! client; 409 `ErrorReply::stale` `{"error":"stale version","current":n}`.
 
 use ngx::ffi::{
     ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_read_client_request_body,
@@ -13,7 +14,8 @@ use ngx::ffi::{
     NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE,
 };
 use ngx::http::HttpModuleLocationConf;
-use usher_core::snapshot::{Command, MAX_SNAPSHOT_BYTES};
+use usher_core::command::{self, Applied, Command, Echoed, ErrorReply};
+use usher_core::snapshot::MAX_SNAPSHOT_BYTES;
 
 use crate::module::Module;
 use crate::net;
@@ -176,12 +178,12 @@ fn apply(body: &[u8]) -> (usize, Vec<u8>) {
         Command::Echo { text } => {
             // SAFETY: reading nginx's own pid global.
             let pid = unsafe { ngx_pid };
-            (
-                200,
-                serde_json::json!({ "echo": text, "pid": pid })
-                    .to_string()
-                    .into_bytes(),
-            )
+            let echoed = Echoed {
+                echo: text,
+                pid: u32::try_from(pid).unwrap_or(0),
+                worker: None,
+            };
+            (200, command::to_json(&echoed))
         }
         Command::Snapshot { snapshot } => {
             if let Err(e) = snapshot.validate() {
@@ -194,19 +196,14 @@ fn apply(body: &[u8]) -> (usize, Vec<u8>) {
             match shared::publish(snapshot.version, &json) {
                 Ok(()) => {
                     crate::worker::with(crate::worker::Worker::refresh);
-                    (
-                        200,
-                        serde_json::json!({ "applied": snapshot.version })
-                            .to_string()
-                            .into_bytes(),
-                    )
+                    let applied = Applied {
+                        applied: snapshot.version,
+                    };
+                    (200, command::to_json(&applied))
                 }
-                Err(PublishError::Stale { current }) => (
-                    409,
-                    serde_json::json!({ "error": "stale version", "current": current })
-                        .to_string()
-                        .into_bytes(),
-                ),
+                Err(PublishError::Stale { current }) => {
+                    (409, command::to_json(&ErrorReply::stale(current)))
+                }
                 Err(PublishError::TooLarge) => {
                     (400, crate::respond::error_json("snapshot too large"))
                 }

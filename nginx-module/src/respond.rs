@@ -104,7 +104,7 @@ pub unsafe fn redirect(r: *mut ngx_http_request_t, status: u16, url: &str) -> ng
     }
 }
 
-/// A JSON body `{"error": msg}`.
+/// A JSON body `{"error": msg}` (`usher_core::command::ErrorReply`).
 pub fn error_json(msg: &str) -> Vec<u8> {
-    serde_json::json!({ "error": msg }).to_string().into_bytes()
+    usher_core::command::to_json(&usher_core::command::ErrorReply::new(msg))
 }

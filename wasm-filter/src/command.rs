@@ -7,8 +7,7 @@
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use serde_json::json;
-use usher_core::snapshot::Command;
+use usher_core::command::{Applied, Command, Echoed, ErrorReply};
 
 use crate::protocol::{bearer_ok, parse_command, Counters, Reply, MAX_COMMAND_BYTES};
 use crate::shared::{self, Publish};
@@ -55,15 +54,17 @@ impl CommandCtx {
         match parse_command(body) {
             Err(r) => r,
             Ok(Command::Echo { text }) => {
-                let worker = self.worker.borrow().id.clone();
-                Reply::json(200, &json!({ "echo": text, "pid": 0, "worker": worker }))
+                // A wasm VM cannot see Envoy's process id: `pid` is 0.
+                let echoed = Echoed {
+                    echo: text,
+                    pid: 0,
+                    worker: Some(self.worker.borrow().id.clone()),
+                };
+                Reply::json(200, &echoed)
             }
             Ok(Command::Snapshot { snapshot }) => match shared::publish(&snapshot) {
-                Publish::Applied(v) => Reply::json(200, &json!({ "applied": v })),
-                Publish::Stale { current } => Reply::json(
-                    409,
-                    &json!({ "error": "stale version", "current": current }),
-                ),
+                Publish::Applied(v) => Reply::json(200, &Applied { applied: v }),
+                Publish::Stale { current } => Reply::json(409, &ErrorReply::stale(current)),
                 Publish::Failed(e) => Reply::error(500, &e),
             },
         }

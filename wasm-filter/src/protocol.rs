@@ -1,5 +1,6 @@
-//! The command endpoint's protocol (the same JSON as the nginx module's) and
-//! the form a snapshot takes in Envoy shared data, with no host calls.
+//! The command endpoint's protocol (`usher_core::command`, the same JSON as
+//! the nginx module's) and the form a snapshot takes in Envoy shared data,
+//! with no host calls.
 //!
 //! Shared data holds two keys per `vm_id`: `usher.snapshot` is
 //! `<version>\n<snapshot JSON>`, written with compare-and-swap so versions
@@ -8,7 +9,8 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use usher_core::snapshot::{Command, Snapshot, MAX_SNAPSHOT_BYTES};
+use usher_core::command::{Command, ErrorReply};
+use usher_core::snapshot::{Snapshot, MAX_SNAPSHOT_BYTES};
 
 /// Shared-data key holding the latest accepted snapshot.
 pub const SNAPSHOT_KEY: &str = "usher.snapshot";
@@ -45,8 +47,9 @@ impl Reply {
         Reply { status, body }
     }
 
+    /// `{"error": message}`.
     pub fn error(status: u32, message: &str) -> Reply {
-        Reply::json(status, &serde_json::json!({ "error": message }))
+        Reply::json(status, &ErrorReply::new(message))
     }
 }
 

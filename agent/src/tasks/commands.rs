@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use usher_core::channel::{event_type, AgentCommand, CommandKind, CommandResult};
-use usher_core::snapshot::Command as WsiCommand;
+use usher_core::command::Command as WsiCommand;
 
 use super::{relay, Cfg};
 use crate::config::{AgentConfig, ServerConfig};

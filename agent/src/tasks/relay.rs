@@ -1,11 +1,12 @@
 //! Relays a command (a snapshot) to a web server interface's command
 //! endpoint (`command_url`, with `command_token` as a bearer token): one
 //! POST with a 5 s limit. The answer text (at most 4 KiB of it) goes back
-//! to the control plane in the command result.
+//! to the control plane in the command result; a refusal in the endpoint's
+//! error form (`usher_core::command::ErrorReply`) is told as its message.
 
 use std::time::Duration;
 
-use usher_core::snapshot::Command as WsiCommand;
+use usher_core::command::{Command as WsiCommand, ErrorReply};
 
 use crate::config::ServerConfig;
 
@@ -32,13 +33,16 @@ pub fn request(
         .map_err(|e| format!("command_url {url}: {e}"))
 }
 
-/// What an answer means: its text on success, else the status and text.
+/// What an answer means: its text on success, else the status and the
+/// refusal's message (the raw text when it is not the error form).
 pub fn answer(url: &str, status: hyper::StatusCode, body: &[u8]) -> Result<String, String> {
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_TEXT)]).into_owned();
+    let text = || String::from_utf8_lossy(&body[..body.len().min(MAX_TEXT)]).into_owned();
     if status.is_success() {
-        Ok(text)
-    } else {
-        Err(format!("{url}: {status} {text}"))
+        return Ok(text());
+    }
+    match ErrorReply::from_json(body) {
+        Some(e) => Err(format!("{url}: {status} {e}")),
+        None => Err(format!("{url}: {status} {}", text())),
     }
 }
 
@@ -100,6 +104,9 @@ mod tests {
         );
         let err = answer("u", StatusCode::CONFLICT, b"stale").expect_err("409");
         assert!(err.contains("409") && err.contains("stale"), "{err}");
+        let body = br#"{"error":"stale version","current":12}"#;
+        let err = answer("u", StatusCode::CONFLICT, body).expect_err("409");
+        assert_eq!(err, "u: 409 Conflict stale version (current 12)");
         let long = vec![b'x'; 10_000];
         assert_eq!(
             answer("u", StatusCode::OK, &long).map(|t| t.len()),

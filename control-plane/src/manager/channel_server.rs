@@ -2,11 +2,17 @@
 //!
 //! The agent presents `Authorization: Bearer <agent token>` and starts with
 //! `hello`; the manager answers `welcome` with the highest sequence number
-//! it already stored for that agent. Reports, record batches and events go
-//! to the logging database and are acknowledged (cumulatively) once they
-//! are committed. Pings are answered; anything that does not parse is
-//! logged and skipped, never fatal. Every frame, whatever it holds, marks
-//! the agent as heard (in memory only; `GET /api/v1/agents` shows it).
+//! it already stored for that agent. A `hello` of another protocol version
+//! (or one that is not the first frame) closes the connection with code
+//! 1008 and the reason, logged as a warning. Reports, events (JSON text
+//! frames) and record batches (binary frames, `usher_core::channel::binary`)
+//! go to the logging database and are acknowledged (cumulatively) once they
+//! are committed. Pings are answered; a frame that does not decode (bad
+//! JSON, another version, a cut binary header) is logged, counted per
+//! connection and skipped, never fatal. Every frame, whatever it holds,
+//! marks the agent as heard (in memory only; `GET /api/v1/agents` shows it).
+//!
+//! Handling each decoded message is in `channel_server/handle.rs`.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,16 +20,19 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use usher_core::channel::{
-    self, base64_decode, event_type, AgentMessage, Hello, ManagerMessage, Report, MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
+    self, event_type, AgentMessage, Hello, ManagerMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
 use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::http::StatusCode;
 use warp::{filters::BoxedFilter, Filter, Reply};
 
-use crate::manager::logdb::{now_us, Write};
+use crate::manager::logdb::Write;
 use crate::manager::state::{lock, AgentConn, Manager, ServerState};
 use crate::token::bearer_matches;
+
+mod handle;
+#[cfg(test)]
+mod tests;
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -149,6 +158,7 @@ async fn serve(m: Manager, socket: WebSocket) {
         }
     });
 
+    let mut skipped = 0u64;
     while let Some(item) = stream.next().await {
         let msg = match item {
             Ok(msg) => msg,
@@ -161,10 +171,30 @@ async fn serve(m: Manager, socket: WebSocket) {
             break;
         }
         touch(&m, &agent_id, conn_id);
-        let Some(text) = text_of(&msg) else { continue };
-        match channel::decode::<AgentMessage>(text) {
-            Ok(msg) => handle(&m, &agent_id, &tx, msg).await,
-            Err(e) => tracing::warn!("agent {agent_id}: bad frame skipped: {e}"),
+        let refused = if msg.is_binary() {
+            match channel::decode_records(msg.as_bytes()) {
+                Ok(records) => {
+                    handle::records(&m, &agent_id, &tx, records).await;
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        } else if let Some(text) = text_of(&msg) {
+            match channel::decode::<AgentMessage>(text) {
+                Ok(msg) => {
+                    handle::message(&m, &agent_id, &tx, msg).await;
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        } else {
+            None // WebSocket pings and pongs
+        };
+        if let Some(e) = refused {
+            skipped += 1;
+            tracing::warn!(
+                "agent {agent_id}: bad frame skipped ({skipped} on this connection): {e}"
+            );
         }
     }
 
@@ -179,7 +209,11 @@ async fn serve(m: Manager, socket: WebSocket) {
     }
     drop(tx);
     writer.abort();
-    tracing::info!("agent {agent_id} disconnected");
+    if skipped > 0 {
+        tracing::warn!("agent {agent_id} disconnected; {skipped} bad frames were skipped");
+    } else {
+        tracing::info!("agent {agent_id} disconnected");
+    }
     m.wake();
 }
 
@@ -290,159 +324,6 @@ fn touch(m: &Manager, agent_id: &str, conn_id: u64) {
         if a.conn_id == conn_id {
             a.last_heard = Instant::now();
             a.pinged = false;
-        }
-    }
-}
-
-/// True when a time stamp is recent enough to describe the present (not a
-/// message replayed from the agent's spool after an outage).
-fn is_live(m: &Manager, time_us: u64) -> bool {
-    now_us().saturating_sub(time_us) <= m.config().silent_after_ms.saturating_mul(1000)
-}
-
-fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
-    if !is_live(m, report.interval_stop_us) {
-        return false;
-    }
-    let mut changed = false;
-    let mine: Vec<String> = lock(&m.inner.agents)
-        .get(agent_id)
-        .map(|a| a.servers.clone())
-        .unwrap_or_default();
-    let mut states = lock(&m.inner.servers);
-    for agg in &report.servers {
-        // Only an agent's own servers (those it registered and nobody
-        // live already watched) are its to report on.
-        if !mine.contains(&agg.server) {
-            tracing::debug!(
-                "agent {agent_id}: report on {} ignored (not its server)",
-                agg.server
-            );
-            continue;
-        }
-        let st = states
-            .entry(agg.server.clone())
-            .or_insert_with(|| ServerState {
-                agent_id: agent_id.to_string(),
-                latest: None,
-                measured_at_us: None,
-                probe_failure: None,
-                failed: None,
-                load: None,
-            });
-        match agg.probe_ok {
-            Some(false) if st.probe_failure.is_none() => {
-                st.probe_failure = Some(
-                    agg.probe_error
-                        .clone()
-                        .unwrap_or_else(|| "probe failed".into()),
-                );
-                changed = true;
-            }
-            Some(true) if st.probe_failure.is_some() => {
-                st.probe_failure = None;
-                changed = true;
-            }
-            _ => {}
-        }
-        st.latest = Some((Instant::now(), agg.clone()));
-        st.measured_at_us = Some(report.interval_stop_us.min(now_us()));
-    }
-    changed
-}
-
-async fn handle(
-    m: &Manager,
-    agent_id: &str,
-    tx: &mpsc::UnboundedSender<ManagerMessage>,
-    msg: AgentMessage,
-) {
-    let ack = |seq: u64| -> Option<Box<dyn FnOnce() + Send>> {
-        let tx = tx.clone();
-        Some(Box::new(move || {
-            if tx.send(ManagerMessage::Ack { seq }).is_err() {
-                tracing::debug!("ack {seq} not sent: channel closed");
-            }
-        }))
-    };
-    let agent = agent_id.to_string();
-    let write = match msg {
-        AgentMessage::Report(report) => {
-            if apply_report(m, agent_id, &report) {
-                m.wake();
-            }
-            let seq = report.seq;
-            Some((
-                Write::Report {
-                    agent_id: agent,
-                    report,
-                },
-                ack(seq),
-            ))
-        }
-        AgentMessage::Records(r) => {
-            let batch = base64_decode(&r.batch).unwrap_or_else(|| {
-                tracing::warn!(
-                    "agent {agent_id}: records {} are not base64; skipped",
-                    r.seq
-                );
-                Vec::new()
-            });
-            Some((
-                Write::Records {
-                    agent_id: agent,
-                    seq: r.seq,
-                    server: r.server,
-                    batch,
-                },
-                ack(r.seq),
-            ))
-        }
-        AgentMessage::Event(event) => {
-            if is_live(m, event.time_occurred_us) {
-                let code = event.type_code;
-                if code == event_type::PROBE_FAILED.0 || code == event_type::PROBE_RECOVERED.0 {
-                    let mut states = lock(&m.inner.servers);
-                    // Only the agent that watches the server speaks for it.
-                    if let Some(st) = states
-                        .get_mut(&event.origin_id)
-                        .filter(|st| st.agent_id == agent_id)
-                    {
-                        st.probe_failure =
-                            (code == event_type::PROBE_FAILED.0).then(|| event.text.clone());
-                    }
-                    drop(states);
-                    m.wake();
-                }
-            }
-            let seq = event.seq;
-            Some((
-                Write::Event {
-                    agent_id: agent,
-                    event,
-                },
-                ack(seq),
-            ))
-        }
-        AgentMessage::Ping { nonce } => {
-            if tx.send(ManagerMessage::Pong { nonce }).is_err() {
-                tracing::debug!("pong not sent");
-            }
-            None
-        }
-        AgentMessage::Pong { .. } | AgentMessage::Hello(_) => None,
-        AgentMessage::CommandResult(r) => {
-            if let Some(waiter) = lock(&m.inner.pending).remove(&r.id) {
-                if waiter.send(r).is_err() {
-                    tracing::debug!("command waiter went away");
-                }
-            }
-            None
-        }
-    };
-    if let Some((w, done)) = write {
-        if let Err(e) = m.logdb().write(w, done).await {
-            tracing::error!("agent {agent_id}: not logged: {e}");
         }
     }
 }

@@ -249,18 +249,10 @@ impl Manager {
     }
 
     /// Logs an event the manager raised itself (origin = the component).
-    pub async fn raise_event(&self, origin: &str, (code, name): (u32, &str), text: String) {
+    pub async fn raise_event(&self, origin: &str, kind: (u32, &str), text: String) {
         let seq = self.inner.event_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let event = Event {
-            seq,
-            origin_id: origin.to_string(),
-            origin_name: origin.to_string(),
-            type_name: name.to_string(),
-            type_code: code,
-            text,
-            time_occurred_us: now_us(),
-        };
-        tracing::info!("event {name}: {origin}: {}", event.text);
+        let event = Event::new(seq, origin, kind, text, now_us());
+        tracing::info!("event {}: {origin}: {}", kind.1, event.text);
         let w = Write::Event {
             agent_id: MANAGER_ORIGIN.to_string(),
             event,
