@@ -97,7 +97,10 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let interval = Duration::from_secs_f64(config.push_interval_secs);
     // Measured loads and verdicts start empty: the manager judges anew.
     let live = LiveView::new();
-    let front_doors = FrontDoors::start(&store, &live, interval)?;
+    // Ejections at the built-in front doors become events once the
+    // manager (and its logging database) is up, below.
+    let (door_events, mut door_events_rx) = tokio::sync::mpsc::channel(1024);
+    let front_doors = FrontDoors::start(&store, &live, interval, &config.front_door, door_events)?;
     let push_status = PushStatus::default();
     push::start(&store, &live, push_status.clone(), interval);
 
@@ -119,6 +122,12 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         crate::manager::Manager::open(&config.data_dir, config.manager.clone(), listener).await?;
     manager.spawn(stopped(stop_rx.clone()));
     panic_watch::start(&store, &live, manager.clone());
+    let events_to = manager.clone();
+    tokio::spawn(async move {
+        while let Some(e) = door_events_rx.recv().await {
+            events_to.raise_event(&e.origin, e.kind, e.text).await;
+        }
+    });
     let admin_token: Arc<str> = Arc::from(token.as_str());
     let channel = crate::manager::channel_route(manager.clone());
 

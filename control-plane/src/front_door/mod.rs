@@ -3,14 +3,19 @@
 //! an app added through the API gets a listener, a removed one loses it,
 //! and every change of the fleet or the live view (or every push interval,
 //! to fold in aging and drop epsilon bumps) rebuilds each app's [`Door`]
-//! from a fresh view.
+//! from a fresh view. In proxy mode each door also keeps its servers'
+//! passive health (`health.rs`) and reports ejections as [`DoorEvent`]s.
 
+mod config;
 mod door;
+mod health;
 mod proxy;
 mod service;
 mod sorry;
 
-pub use door::{mono_now, Decision, Door};
+pub use config::FrontDoorConfig;
+pub use door::{mono_now, Decision, Door, DoorEvent};
+pub use health::{SERVER_EJECTED, SERVER_RETURNED};
 pub use sorry::BUILT_IN_SORRY_PAGE;
 
 use std::collections::HashMap;
@@ -21,7 +26,7 @@ use std::time::Duration;
 
 use hyper::server::conn::AddrStream;
 use hyper::service::{make_service_fn, service_fn};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::live::{Live, LiveView};
 use crate::model::Fleet;
@@ -56,7 +61,9 @@ impl Drop for Listener {
 /// Every running front-door listener.
 pub struct FrontDoors {
     listeners: HashMap<String, Listener>,
-    client: proxy::Client,
+    proxy: proxy::Proxy,
+    settings: FrontDoorConfig,
+    events: mpsc::Sender<DoorEvent>,
 }
 
 impl FrontDoors {
@@ -65,15 +72,21 @@ impl FrontDoors {
     /// fleet from then on.
     ///
     /// The returned receiver holds the fleet generation the doors have
-    /// applied, so a caller can wait until a change is live.
+    /// applied, so a caller can wait until a change is live. Ejections and
+    /// returns of servers go to `events` (never waited on: a full queue
+    /// drops the event and logs an error).
     pub fn start(
         store: &Store,
         live: &LiveView,
         refresh: Duration,
+        settings: &FrontDoorConfig,
+        events: mpsc::Sender<DoorEvent>,
     ) -> Result<watch::Receiver<u64>, ListenError> {
         let mut doors = FrontDoors {
             listeners: HashMap::new(),
-            client: proxy::client(),
+            proxy: proxy::Proxy::new(settings),
+            settings: settings.clone(),
+            events,
         };
         let mut rx = store.subscribe();
         let mut live_rx = live.subscribe();
@@ -113,8 +126,13 @@ impl FrontDoors {
                 l.door.update(&view, app.max_concurrent);
                 continue;
             }
-            let door = Arc::new(Door::new(&view, app.max_concurrent));
-            match serve(app.listen, door.clone(), self.client.clone()) {
+            let door = Arc::new(Door::new(
+                &view,
+                app.max_concurrent,
+                &self.settings,
+                self.events.clone(),
+            ));
+            match serve(app.listen, door.clone(), self.proxy.clone()) {
                 Ok(stop) => {
                     tracing::info!("front door of app {} on http://{}", app.name, app.listen);
                     self.listeners.insert(
@@ -142,17 +160,17 @@ impl FrontDoors {
 fn serve(
     addr: SocketAddr,
     door: Arc<Door>,
-    client: proxy::Client,
+    proxy: proxy::Proxy,
 ) -> std::io::Result<oneshot::Sender<()>> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let make = make_service_fn(move |conn: &AddrStream| {
         let door = door.clone();
-        let client = client.clone();
+        let proxy = proxy.clone();
         let remote = conn.remote_addr();
         async move {
             Ok::<_, Infallible>(service_fn(move |req| {
-                service::handle(&door, &client, remote, req)
+                service::handle(&door, &proxy, remote, req)
             }))
         }
     });

@@ -1,21 +1,35 @@
 //! Proxy mode: forward a request to the chosen server and stream the
-//! answer back. The target is always a configured server URL.
+//! answer back. The target is always a configured server URL. The wait for
+//! the answer head is bounded (`[front_door] upstream_timeout_ms`, connect
+//! included: then 504), and every outcome is booked with the door's
+//! passive health. A GET or HEAD without a body whose connection failed
+//! (nothing was sent) is tried once more on another server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use hyper::client::HttpConnector;
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
-use hyper::{Body, Request, Response, StatusCode, Uri};
+use hyper::header::{
+    HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING,
+};
+use hyper::http::request::Parts;
+use hyper::{Body, Method, Request, Response, StatusCode, Uri};
 
-use super::door::Admitted;
+use super::config::FrontDoorConfig;
+use super::door::{Admitted, Decision, Door};
+use super::health::Outcome;
 
 /// The HTTP client every front door shares (keeps connections to servers).
 pub type Client = hyper::Client<HttpConnector, Body>;
 
-/// Time allowed for a server to start answering.
-const BACKEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The shared client and the bound on a server's answer head.
+#[derive(Clone)]
+pub struct Proxy {
+    client: Client,
+    timeout: Duration,
+}
 
 /// Headers that belong to one hop and are not forwarded.
 const HOP_BY_HOP: [&str; 8] = [
@@ -29,22 +43,32 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-pub fn client() -> Client {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(5)));
-    hyper::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(http)
+impl Proxy {
+    pub fn new(config: &FrontDoorConfig) -> Proxy {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout()));
+        let client = hyper::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(http);
+        Proxy {
+            client,
+            timeout: config.upstream_timeout(),
+        }
+    }
 }
 
-fn bad_gateway(server: &str, problem: &str) -> Response<Body> {
+fn gateway_error(status: StatusCode, server: &str, problem: &str) -> Response<Body> {
     let body = serde_json::json!({"error": format!("server {server} failed: {problem}"), "server": server});
     let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = StatusCode::BAD_GATEWAY;
+    *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
+}
+
+fn bad_gateway(server: &str, problem: &str) -> Response<Body> {
+    gateway_error(StatusCode::BAD_GATEWAY, server, problem)
 }
 
 fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
@@ -63,12 +87,65 @@ fn strip_hop_by_hop(headers: &mut hyper::HeaderMap) {
     }
 }
 
+/// Why one attempt got no answer.
+enum Failed {
+    /// Not a server's fault (a bad configured URL): 502, nothing booked.
+    Target(String),
+    /// The server's: booked with the door's passive health.
+    Server(Outcome, String),
+}
+
+/// Sends one request to `base` + `pq` and waits (bounded) for the answer head.
+async fn attempt(
+    proxy: &Proxy,
+    base: &str,
+    pq: &str,
+    mut parts: Parts,
+    body: Body,
+) -> Result<Response<Body>, Failed> {
+    let target = usher_core::model::join_url(base, pq);
+    let uri: Uri = target
+        .parse()
+        .map_err(|e| Failed::Target(format!("bad target URL: {e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(Failed::Target(
+            "only http:// servers can be proxied to".into(),
+        ));
+    }
+    if let Some(authority) = uri.authority() {
+        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(HOST, v);
+        }
+    }
+    parts.uri = uri;
+    let outgoing = Request::from_parts(parts, body);
+    match tokio::time::timeout(proxy.timeout, proxy.client.request(outgoing)).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) if e.is_connect() => Err(Failed::Server(Outcome::ConnectFailed, e.to_string())),
+        Ok(Err(e)) => Err(Failed::Server(Outcome::Broken, e.to_string())),
+        Err(_) => Err(Failed::Server(
+            Outcome::TimedOut,
+            format!("no answer within {} ms", proxy.timeout.as_millis()),
+        )),
+    }
+}
+
+/// A copy of a request head without a body, for a second attempt.
+fn head_copy(parts: &Parts) -> Parts {
+    let (mut copy, ()) = Request::new(()).into_parts();
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}
+
 /// Forwards `req` to `base` (a configured server URL) and streams the answer.
 /// The concurrency slot is held until the answer's body has been sent.
 pub async fn forward(
-    client: &Client,
-    server: &str,
-    base: &str,
+    door: &Door,
+    proxy: &Proxy,
+    (server, base): (Arc<str>, Arc<str>),
     remote: SocketAddr,
     req: Request<Body>,
     slot: Admitted,
@@ -76,38 +153,68 @@ pub async fn forward(
     let pq = req
         .uri()
         .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let target = usher_core::model::join_url(base, pq);
-    let uri: Uri = match target.parse() {
-        Ok(u) => u,
-        Err(e) => return bad_gateway(server, &format!("bad target URL: {e}")),
-    };
-    if uri.scheme_str() != Some("http") {
-        return bad_gateway(server, "only http:// servers can be proxied to");
-    }
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    if let Some(authority) = uri.authority() {
-        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
-            parts.headers.insert(HOST, v);
-        }
-    }
     if let Ok(v) = HeaderValue::from_str(&remote.ip().to_string()) {
         parts
             .headers
             .append(HeaderName::from_static("x-forwarded-for"), v);
     }
-    parts.uri = uri;
-    let outgoing = Request::from_parts(parts, body);
-    let answer = match tokio::time::timeout(BACKEND_TIMEOUT, client.request(outgoing)).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => {
-            tracing::debug!("proxy to {server}: {e}");
-            return bad_gateway(server, &e.to_string());
-        }
-        Err(_) => return bad_gateway(server, "no answer within 30 s"),
+    let bodiless = matches!(parts.method, Method::GET | Method::HEAD)
+        && !parts.headers.contains_key(CONTENT_LENGTH)
+        && !parts.headers.contains_key(TRANSFER_ENCODING);
+    let again = bodiless.then(|| head_copy(&parts));
+    let failure = match attempt(proxy, &base, &pq, parts, body).await {
+        Ok(answer) => return answered(door, &server, answer, slot),
+        Err(f) => f,
     };
+    let (outcome, problem) = match failure {
+        Failed::Target(problem) => return bad_gateway(&server, &problem),
+        Failed::Server(outcome, problem) => (outcome, problem),
+    };
+    tracing::debug!("proxy to {server}: {problem}");
+    door.report(&server, outcome);
+    if let (Outcome::ConnectFailed, Some(head)) = (outcome, again) {
+        // Nothing was sent: one more try, on another server.
+        if let Decision::Proxy {
+            server: other,
+            base: other_base,
+        } = door.decide(&pq, super::service::draw())
+        {
+            if other != server {
+                match attempt(proxy, &other_base, &pq, head, Body::empty()).await {
+                    Ok(answer) => return answered(door, &other, answer, slot),
+                    Err(Failed::Server(o, p)) => {
+                        door.report(&other, o);
+                        return failed(&other, o, &p);
+                    }
+                    Err(Failed::Target(p)) => return bad_gateway(&other, &p),
+                }
+            }
+        }
+    }
+    failed(&server, outcome, &problem)
+}
+
+/// 504 when the server did not answer in time, 502 otherwise.
+fn failed(server: &str, outcome: Outcome, problem: &str) -> Response<Body> {
+    let status = match outcome {
+        Outcome::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    gateway_error(status, server, problem)
+}
+
+/// Books the answer's status and streams it back, holding the slot.
+fn answered(
+    door: &Door,
+    server: &Arc<str>,
+    answer: Response<Body>,
+    slot: Admitted,
+) -> Response<Body> {
+    door.report(server, Outcome::Answered(answer.status().as_u16()));
     let (mut parts, body) = answer.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let body = Body::wrap_stream(body.map(move |chunk| {

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use usher_core::rules::front_door_redirect_status;
 
 use super::door::{Decision, Door};
-use super::proxy::{forward, Client};
+use super::proxy::{forward, Proxy};
 use super::sorry::{BUSY_BODY, NO_SERVER_BODY};
 
 fn plain_503(body: &'static str) -> Response<Body> {
@@ -54,7 +54,7 @@ fn now(r: Response<Body>) -> Answer {
 }
 
 /// Handles one request for the door's application.
-pub fn handle(door: &Arc<Door>, client: &Client, remote: SocketAddr, req: Request<Body>) -> Answer {
+pub fn handle(door: &Arc<Door>, proxy: &Proxy, remote: SocketAddr, req: Request<Body>) -> Answer {
     let Some(slot) = door.admit() else {
         return now(plain_503(BUSY_BODY));
     };
@@ -77,9 +77,9 @@ pub fn handle(door: &Arc<Door>, client: &Client, remote: SocketAddr, req: Reques
             }
         }
         Decision::Proxy { server, base } => {
-            let client = client.clone();
+            let (door, proxy) = (door.clone(), proxy.clone());
             Either::Right(Box::pin(async move {
-                Ok(forward(&client, &server, &base, remote, req, slot).await)
+                Ok(forward(&door, &proxy, (server, base), remote, req, slot).await)
             }))
         }
         Decision::Sorry(html) => now(sorry(html)),
@@ -96,7 +96,7 @@ fn redirect_status(method: &Method) -> StatusCode {
 }
 
 /// A uniform draw in [0, 1) from a per-thread generator.
-fn draw() -> f64 {
+pub(super) fn draw() -> f64 {
     thread_local! {
         static RNG: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_entropy());
     }
