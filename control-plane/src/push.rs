@@ -5,8 +5,10 @@
 //! live view), and at least every push interval otherwise (keep-alive). A
 //! load change therefore reaches only the interceptors, and only when it
 //! moved their weights meaningfully. Versions come from one clock for the whole
-//! control plane: `max(previous + 1, unix time in ms)`. A failed push is
-//! logged (once per change of error) and never blocks anything else.
+//! control plane: `max(previous + 1, unix time in ms)`; a WSI's "stale
+//! version" moves that clock past the WSI's version, unless that version is
+//! more than 24 h ahead of this clock (`usher_core::version`). A failed push
+//! is logged (once per change of error) and never blocks anything else.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Body, Method, Request, StatusCode};
 use serde::Serialize;
 use usher_core::command::{Command, ErrorReply};
+use usher_core::version;
 use usher_core::Snapshot;
 
 use crate::live::LiveView;
@@ -51,7 +54,7 @@ pub struct VersionClock(AtomicU64);
 
 impl VersionClock {
     pub fn next(&self) -> u64 {
-        let now_ms = (now_unix() * 1000.0) as u64;
+        let now_ms = unix_ms();
         let mut prev = self.0.load(Ordering::Acquire);
         loop {
             let v = now_ms.max(prev + 1);
@@ -264,7 +267,7 @@ impl Pusher {
             let refusal = ErrorReply::from_json(&bytes);
             if status == StatusCode::CONFLICT {
                 if let Some(c) = refusal.as_ref().and_then(ErrorReply::stale_current) {
-                    self.clock.at_least(c.saturating_add(1));
+                    follow_stale(&self.clock, c, unix_ms())?;
                     continue;
                 }
             }
@@ -281,6 +284,29 @@ impl Pusher {
     }
 }
 
+/// On a WSI's "stale version" with its `current`: moves the clock past it,
+/// unless it is far ahead of this control plane's wall clock `now_ms`
+/// (`usher_core::version`): following it would poison every later version.
+/// A WSI that has the version rule accepts a normal version instead of
+/// answering that, so such a `current` comes from an older build, which only
+/// a restart can bring back. The error is logged as a warning naming the WSI
+/// (once per change, by [`wsi_loop`]).
+fn follow_stale(clock: &VersionClock, current: u64, now_ms: u64) -> Result<(), String> {
+    if version::is_far_ahead(current, now_ms) {
+        return Err(format!(
+            "the WSI holds version {current}, more than 24 h ahead of this control plane's \
+             clock; not following it (a WSI built before the version bound needs a restart)"
+        ));
+    }
+    clock.at_least(current.saturating_add(1));
+    Ok(())
+}
+
+/// This control plane's wall clock in unix milliseconds.
+fn unix_ms() -> u64 {
+    (now_unix() * 1000.0) as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +319,20 @@ mod tests {
         assert!(b > a && a > 1_600_000_000_000);
         c.at_least(u64::MAX / 2);
         assert!(c.next() >= u64::MAX / 2);
+    }
+
+    #[test]
+    fn a_far_ahead_current_is_not_followed() {
+        let now = unix_ms();
+        let c = VersionClock::default();
+        let err = follow_stale(&c, u64::MAX, now).expect_err("refused");
+        assert!(err.contains("18446744073709551615"), "{err}");
+        follow_stale(&c, now + version::MAX_AHEAD_MS + 1, now).expect_err("refused");
+        let v = c.next();
+        assert!(v < now + version::MAX_AHEAD_MS, "clock moved to {v}");
+        // A current within the bound is followed as before.
+        let ahead = now + 60_000;
+        follow_stale(&c, ahead, now).expect("followed");
+        assert!(c.next() > ahead);
     }
 }

@@ -19,6 +19,7 @@ pub mod rules;
 pub mod selection;
 pub mod snapshot;
 pub mod sorry;
+pub mod version;
 
 pub use command::{Applied, Command, Echoed, ErrorReply};
 pub use dynamic_load::{dynamic_load_from_delay, DYNAMIC_LOAD_MAX};
@@ -30,3 +31,4 @@ pub use rules::RedirectRules;
 pub use selection::IntervalTable;
 pub use snapshot::{AppView, RedirectOrder, ServerView, Snapshot, SnapshotError, WsiOrders};
 pub use sorry::BUILT_IN_SORRY_PAGE;
+pub use version::{admit, Accepted, Refused};

@@ -143,21 +143,28 @@ fields! {
 pub struct FieldMask(pub u32);
 
 impl FieldMask {
-    /// Every field.
+    /// Every field (what an encoder may write; not what `all` selects).
     pub const ALL: FieldMask = FieldMask((1u32 << 26) - 1);
+
+    /// What the config name `all` selects: every field except `cookies`.
+    /// Cookie values are session secrets; they are recorded only when an
+    /// operator names `cookies` (e.g. `usher_record all cookies;`).
+    pub const ALL_BUT_COOKIES: FieldMask =
+        FieldMask(Self::ALL.0 & !(1u32 << Field::Cookies as u32));
 
     /// True when `field` is selected.
     pub fn has(self, field: Field) -> bool {
         self.0 & field.bit() != 0
     }
 
-    /// Builds a mask from config names (`all` selects every field); the error
-    /// is the first unknown name.
+    /// Builds a mask from config names; the error is the first unknown name.
+    /// `all` selects every field but `cookies` ([`FieldMask::ALL_BUT_COOKIES`]);
+    /// `cookies` must be named to be recorded.
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<FieldMask, String> {
         let mut m = 0;
         for n in names {
             if n == "all" {
-                m |= FieldMask::ALL.0;
+                m |= FieldMask::ALL_BUT_COOKIES.0;
             } else {
                 m |= Field::from_name(n).ok_or_else(|| n.to_string())?.bit();
             }
@@ -474,8 +481,27 @@ mod tests {
         assert_eq!(back.status, Some(200));
         assert_eq!(back.request_line, None);
         assert_eq!(FieldMask::from_names(["nope"]), Err("nope".to_string()));
-        assert_eq!(FieldMask::from_names(["all"]).expect("all"), FieldMask::ALL);
         assert_eq!(Field::ALL.len(), 26);
+    }
+
+    #[test]
+    fn all_means_every_field_but_cookies() {
+        let all = FieldMask::from_names(["all"]).expect("all");
+        assert_eq!(all, FieldMask::ALL_BUT_COOKIES);
+        assert!(!all.has(Field::Cookies), "cookies only when named");
+        assert!(Field::ALL
+            .iter()
+            .all(|f| *f == Field::Cookies || all.has(*f)));
+        assert_eq!(all.names().len(), Field::ALL.len() - 1);
+        let with = FieldMask::from_names(["all", "cookies"]).expect("all cookies");
+        assert_eq!(with, FieldMask::ALL);
+        let only = FieldMask::from_names(["status", "cookies"]).expect("named");
+        assert_eq!(only.names(), vec!["status", "cookies"]);
+        let mut buf = Vec::new();
+        full().encode_into(all, &mut buf);
+        let back = RequestRecord::decode(&buf).expect("decodes");
+        assert_eq!(back.cookies, None);
+        assert!(full().cookies.is_some() && back.request_line.is_some());
     }
 
     #[test]

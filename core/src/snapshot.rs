@@ -2,7 +2,8 @@
 //! web server interface: everything a host needs to act without asking.
 //!
 //! A host applies a snapshot only if its `version` is newer than the one it
-//! holds, so a late or replayed push never rolls state back.
+//! holds, so a late or replayed push never rolls state back, and never one
+//! far ahead of its clock ([`crate::version`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +20,8 @@ pub const MAX_SNAPSHOT_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
-    /// Strictly increasing; a host refuses a version not above its own.
+    /// Strictly increasing; a host refuses a version not above its own or
+    /// far ahead of its clock ([`crate::version::admit`]).
     pub version: u64,
     /// Applications this host fronts (interceptor role).
     #[serde(default)]

@@ -98,7 +98,7 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
         .last()
         .and_then(|g| g.body["snapshot"]["version"].as_u64())
         .expect("v");
-    let ahead = last + 1_000_000_000;
+    let ahead = last + 3_600_000;
     rx.stale_once("/door/command", ahead);
     let t = Instant::now();
     assert!(cp.ctl(&["app", "enable", "shop"]).status.success());
@@ -108,6 +108,32 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
         })
         .expect("push after 409");
     assert!(got.body["snapshot"]["version"].as_u64().expect("v") > ahead);
+
+    // One far ahead of the control plane's clock (more than 24 h) is not
+    // followed: a warning names the WSI, and later versions stay near the
+    // clock (`usher_core::version`).
+    rx.stale_once("/door/command", u64::MAX);
+    let t = Instant::now();
+    assert!(cp.ctl(&["server", "load", "b", "2400"]).status.success());
+    rx.wait_for("/door/command", t, Duration::from_secs(3), |s| {
+        s["apps"][0]["servers"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x["dynamic_load"] == 2400))
+    })
+    .expect("pushed, refused as stale");
+    let t = Instant::now();
+    let next = rx
+        .wait_for("/door/command", t, Duration::from_secs(4), |_| true)
+        .expect("the next push");
+    let v = next.body["snapshot"]["version"].as_u64().expect("v");
+    assert!(v < ahead + 60_000, "the clock followed u64::MAX: {v}");
+    assert!(
+        cp.log()
+            .lines()
+            .any(|l| l.contains("WSI door:") && l.contains("18446744073709551615")),
+        "{}",
+        cp.log()
+    );
 
     // A WSI added through the API gets its first snapshot within 1 s.
     let t = Instant::now();

@@ -7,9 +7,11 @@
 //! generation write to one half, so after a reload the new workers never
 //! share a ring with old workers still finishing their requests. When the
 //! layout changes, a new file is written and renamed over the path (the
-//! agent notices the new inode and re-attaches).
+//! agent notices the new inode and re-attaches). The file is mode 0600,
+//! owned by the user that starts nginx.
 
-use std::fs::OpenOptions;
+use std::fs::{OpenOptions, Permissions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -139,8 +141,14 @@ fn file_is_ours(path: &str) -> bool {
     std::path::Path::new(path).exists()
 }
 
-/// Writes a fresh area to a temporary file, maps it, then renames it over
-/// `path`.
+/// Mode of the ring file: owner only. Records may hold request lines (and
+/// cookie values, when `usher_record` names `cookies`). The owner is the
+/// user that starts nginx (the master creates it); the workers use the
+/// mapping they inherit, so they need no access to the file itself.
+const RING_MODE: u32 = 0o600;
+
+/// Writes a fresh area to a temporary file (mode [`RING_MODE`]), maps it,
+/// then renames it over `path`.
 fn create(path: &str, workers: usize, ring_words: usize) -> Result<Channel, String> {
     let rings = workers * 2;
     let bytes = area_bytes(rings, ring_words);
@@ -150,8 +158,12 @@ fn create(path: &str, workers: usize, ring_words: usize) -> Result<Channel, Stri
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(RING_MODE)
         .open(&tmp)
         .map_err(|e| format!("create {tmp}: {e}"))?;
+    // Also when a leftover temp file of this pid existed with another mode.
+    file.set_permissions(Permissions::from_mode(RING_MODE))
+        .map_err(|e| format!("chmod {tmp}: {e}"))?;
     file.set_len(bytes as u64)
         .map_err(|e| format!("size {tmp}: {e}"))?;
     // SAFETY: a file we just created and sized; nobody else maps it yet. It

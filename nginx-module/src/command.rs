@@ -7,15 +7,20 @@
 //! `Echoed` `{"echo":..,"pid":..}`; 400 for bad JSON or an invalid snapshot
 //! (nothing changes); 401 without the right token; 403 from a non-loopback
 //! client; 409 `ErrorReply::stale` `{"error":"stale version","current":n}`.
+//! Versions follow `usher_core::version::admit` against the system clock:
+//! one more than 24 h ahead is refused (400 naming `snapshot.version`), and
+//! one within that bound replaces an applied version beyond it.
 
 use ngx::ffi::{
     ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_read_client_request_body,
     ngx_http_request_t, ngx_int_t, ngx_pid, NGX_DONE, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD,
-    NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE,
+    NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_WARN,
 };
 use ngx::http::HttpModuleLocationConf;
-use usher_core::command::{self, Applied, Command, Echoed, ErrorReply};
+use ngx::ngx_log_error;
+use usher_core::command::{self, Applied, Command, Echoed};
 use usher_core::snapshot::MAX_SNAPSHOT_BYTES;
+use usher_core::version::Accepted;
 
 use crate::module::Module;
 use crate::net;
@@ -193,17 +198,27 @@ fn apply(body: &[u8]) -> (usize, Vec<u8>) {
                 Ok(j) => j,
                 Err(e) => return (400, crate::respond::error_json(&e.to_string())),
             };
-            match shared::publish(snapshot.version, &json) {
-                Ok(()) => {
+            match shared::publish(snapshot.version, &json, crate::timing::unix_ms()) {
+                Ok(accepted) => {
+                    if let Accepted::Recovers { from } = accepted {
+                        ngx_log_error!(
+                            NGX_LOG_WARN,
+                            ngx::log::ngx_cycle_log().as_ptr(),
+                            "usher: snapshot {} replaces version {}, which was more than 24 h ahead of the clock",
+                            snapshot.version,
+                            from
+                        );
+                    }
                     crate::worker::with(crate::worker::Worker::refresh);
                     let applied = Applied {
                         applied: snapshot.version,
                     };
                     (200, command::to_json(&applied))
                 }
-                Err(PublishError::Stale { current }) => {
-                    (409, command::to_json(&ErrorReply::stale(current)))
-                }
+                Err(PublishError::Version(refused)) => (
+                    usize::from(refused.status()),
+                    command::to_json(&refused.reply()),
+                ),
                 Err(PublishError::TooLarge) => {
                     (400, crate::respond::error_json("snapshot too large"))
                 }

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use usher_core::snapshot::MAX_SNAPSHOT_BYTES;
+use usher_core::version::{admit, Accepted, Refused};
 
 const LOCK: usize = 0;
 const SEQ: usize = 1;
@@ -85,15 +86,17 @@ pub fn version() -> u64 {
 /// Why a snapshot was not published.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PublishError {
-    Stale { current: u64 },
+    /// Refused by the version rule (`usher_core::version`).
+    Version(Refused),
     TooLarge,
     Busy,
     NoArea,
 }
 
-/// Publishes a validated snapshot's JSON as `version`, unless the current
-/// version is the same or newer.
-pub fn publish(version: u64, json: &[u8]) -> Result<(), PublishError> {
+/// Publishes a validated snapshot's JSON as `version` if the version rule
+/// (`usher_core::version::admit`, with the wall clock `now_ms` in unix ms)
+/// accepts it against the current version.
+pub fn publish(version: u64, json: &[u8], now_ms: u64) -> Result<Accepted, PublishError> {
     let w = words().ok_or(PublishError::NoArea)?;
     if json.len() > DATA_WORDS * 8 {
         return Err(PublishError::TooLarge);
@@ -101,9 +104,8 @@ pub fn publish(version: u64, json: &[u8]) -> Result<(), PublishError> {
     let me = u64::from(std::process::id());
     lock(w, me)?;
     let current = w[VERSION].load(Ordering::Acquire);
-    let result = if version <= current {
-        Err(PublishError::Stale { current })
-    } else {
+    let result = admit(version, current, now_ms).map_err(PublishError::Version);
+    if result.is_ok() {
         let seq = w[SEQ].load(Ordering::Relaxed);
         w[SEQ].store(seq.wrapping_add(1), Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Release);
@@ -115,8 +117,7 @@ pub fn publish(version: u64, json: &[u8]) -> Result<(), PublishError> {
         w[LEN].store(json.len() as u64, Ordering::Relaxed);
         w[SEQ].store(seq.wrapping_add(2), Ordering::Release);
         w[VERSION].store(version, Ordering::Release);
-        Ok(())
-    };
+    }
     w[LOCK].store(0, Ordering::Release);
     result
 }

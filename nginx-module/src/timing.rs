@@ -20,6 +20,12 @@ pub fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// Milliseconds since the Unix epoch (the wall clock snapshot versions are
+/// checked against).
+pub fn unix_ms() -> u64 {
+    now_us() / 1000
+}
+
 /// First word of our cleanup entry's data.
 const MAGIC: u64 = u64::from_le_bytes(*b"usherT0\0");
 

@@ -1,13 +1,17 @@
 //! Command role: the command endpoint on a loopback listener. `POST` with
 //! the bearer token and a `Command` applies a snapshot (published in shared
 //! data for every worker) or echoes; `GET` answers the counters. Replies are
-//! JSON; a bad body changes nothing. The listener's filter chain must have
-//! `envoy.filters.http.buffer` right after this filter (see envoy/*.yaml):
-//! it keeps the request headers from the router until the body is read.
+//! JSON; a bad body changes nothing. Snapshot versions follow
+//! `usher_core::version::admit` against the host's `get_current_time`: one
+//! more than 24 h ahead gets 400 naming `snapshot.version`.
+//!
+//! The listener's filter chain must have `envoy.filters.http.buffer` right
+//! after this filter (see envoy/*.yaml): it keeps the request headers from
+//! the router until the body is read.
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use usher_core::command::{Applied, Command, Echoed, ErrorReply};
+use usher_core::command::{Applied, Command, Echoed};
 
 use crate::protocol::{bearer_ok, parse_command, Counters, Reply, MAX_COMMAND_BYTES};
 use crate::shared::{self, Publish};
@@ -62,13 +66,19 @@ impl CommandCtx {
                 };
                 Reply::json(200, &echoed)
             }
-            Ok(Command::Snapshot { snapshot }) => match shared::publish(&snapshot) {
+            Ok(Command::Snapshot { snapshot }) => match shared::publish(&snapshot, now_ms()) {
                 Publish::Applied(v) => Reply::json(200, &Applied { applied: v }),
-                Publish::Stale { current } => Reply::json(409, &ErrorReply::stale(current)),
+                Publish::Refused(r) => Reply::json(u32::from(r.status()), &r.reply()),
                 Publish::Failed(e) => Reply::error(500, &e),
             },
         }
     }
+}
+
+/// The proxy-wasm host's wall clock in unix milliseconds (0 if it cannot
+/// tell, which refuses every version: safer than accepting any).
+fn now_ms() -> u64 {
+    host::now_us() / 1000
 }
 
 impl Context for CommandCtx {}

@@ -20,7 +20,8 @@ pub enum Role {
     Command,
 }
 
-/// Which fields to record: a list of field names, or `"all"`.
+/// Which fields to record: a list of field names, or `"all"` (every field
+/// but `cookies`; write `["all", "cookies"]` to record cookie values too).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum RecordSpec {
@@ -51,8 +52,9 @@ pub struct PluginConfig {
     #[serde(default)]
     pub app: Option<String>,
     /// Fields to record (server role): names from `usher_core::Field`, or
-    /// `"all"`. Default: method, content_path, status, start_time,
-    /// processing_time.
+    /// `"all"` (every field but `cookies`: cookie values are recorded only
+    /// when `"cookies"` is named, e.g. `["all", "cookies"]`). Default:
+    /// method, content_path, status, start_time, processing_time.
     #[serde(default)]
     pub record: Option<RecordSpec>,
     /// Envoy cluster of the host's agent; records are not kept without it.
@@ -181,7 +183,7 @@ impl PluginConfig {
         rules.validate()?;
         let mask = match &self.record {
             None => FieldMask::from_names(DEFAULT_RECORD.iter().copied()),
-            Some(RecordSpec::All(s)) if s == "all" => Ok(FieldMask::ALL),
+            Some(RecordSpec::All(s)) if s == "all" => Ok(FieldMask::ALL_BUT_COOKIES),
             Some(RecordSpec::All(s)) => Err(s.clone()),
             Some(RecordSpec::Names(n)) => FieldMask::from_names(n.iter().map(String::as_str)),
         }
@@ -278,6 +280,12 @@ mod tests {
         let all = parse(br#"{"role":"server","app":"shop","record":"all","agent_cluster":"a"}"#)
             .expect("all");
         assert!(all.mask.has(Field::LoggedAt));
+        assert!(!all.mask.has(Field::Cookies), "cookies only when named");
+        let with = parse(
+            br#"{"role":"server","app":"shop","record":["all","cookies"],"agent_cluster":"a"}"#,
+        )
+        .expect("all cookies");
+        assert_eq!(with.mask, FieldMask::ALL);
     }
 
     #[test]

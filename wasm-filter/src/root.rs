@@ -50,13 +50,14 @@ pub fn new_root(context_id: u32) -> Box<dyn RootContext> {
 }
 
 impl Root {
-    /// Loads a newer snapshot into this worker's view, if there is one.
+    /// Loads the published snapshot into this worker's view when its version
+    /// changed (normally a newer one).
     fn refresh(&mut self, worker: &Shared) {
         let applied = worker.borrow().view.version;
         if shared::current_version() == applied {
             return;
         }
-        if let Some(snap) = shared::load_newer(applied) {
+        if let Some(snap) = shared::load_changed(applied) {
             let mut w = worker.borrow_mut();
             w.view = View::from_snapshot(&w.settings, &snap, host::now_us() as f64 / 1e6);
             info!("worker {} applied snapshot {}", w.id, snap.version);

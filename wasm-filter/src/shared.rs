@@ -1,10 +1,12 @@
 //! Snapshots in Envoy shared data (scoped by `vm_id`, seen by every worker):
-//! the command endpoint publishes with compare-and-swap so versions only go
-//! up; each worker's tick reads the small version key and loads the snapshot
-//! only when that changed.
+//! the command endpoint publishes with compare-and-swap under the version
+//! rule of `usher_core::version` (versions go up, except that one within the
+//! clock bound replaces a far-ahead one); each worker's tick reads the small
+//! version key and loads the snapshot only when that changed.
 
 use log::{info, warn};
 use proxy_wasm::types::Status;
+use usher_core::version::{admit, Accepted, Refused};
 use usher_core::Snapshot;
 
 use crate::host;
@@ -19,7 +21,8 @@ const CAS_ATTEMPTS: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Publish {
     Applied(u64),
-    Stale { current: u64 },
+    /// Refused by the version rule (`usher_core::version`).
+    Refused(Refused),
     Failed(String),
 }
 
@@ -41,8 +44,10 @@ pub fn current_version() -> u64 {
     }
 }
 
-/// Publishes `snapshot` if its version is above the stored one.
-pub fn publish(snapshot: &Snapshot) -> Publish {
+/// Publishes `snapshot` if the version rule (`usher_core::version::admit`,
+/// with the host's wall clock `now_ms` in unix ms) accepts it against the
+/// stored version.
+pub fn publish(snapshot: &Snapshot, now_ms: u64) -> Publish {
     let stored = match encode_stored(snapshot) {
         Ok(s) => s,
         Err(e) => return Publish::Failed(e),
@@ -50,12 +55,19 @@ pub fn publish(snapshot: &Snapshot) -> Publish {
     for _ in 0..CAS_ATTEMPTS {
         let (old, cas) = host::shared_get(SNAPSHOT_KEY);
         let current = old.as_deref().and_then(stored_version).unwrap_or(0);
-        if snapshot.version <= current {
-            return Publish::Stale { current };
-        }
+        let accepted = match admit(snapshot.version, current, now_ms) {
+            Ok(a) => a,
+            Err(refused) => return Publish::Refused(refused),
+        };
         match host::shared_set(SNAPSHOT_KEY, &stored, cas) {
             Ok(()) => {
-                raise_version_hint(snapshot.version);
+                if let Accepted::Recovers { from } = accepted {
+                    warn!(
+                        "snapshot {} replaces version {from}, which was more than 24 h ahead of the clock",
+                        snapshot.version
+                    );
+                }
+                set_version_hint(snapshot.version, accepted);
                 info!("snapshot {} accepted", snapshot.version);
                 return Publish::Applied(snapshot.version);
             }
@@ -66,11 +78,14 @@ pub fn publish(snapshot: &Snapshot) -> Publish {
     Publish::Failed("too many concurrent snapshot writes".to_string())
 }
 
-/// Raises the version key to `version` (never lowers it).
-fn raise_version_hint(version: u64) {
+/// Raises the version key to `version`; lowers it only when `version`
+/// replaced a far-ahead one (a racing writer may then leave the hint off by
+/// one push, which costs workers one extra read per tick until the next).
+fn set_version_hint(version: u64, accepted: Accepted) {
+    let lower = matches!(accepted, Accepted::Recovers { .. });
     for _ in 0..CAS_ATTEMPTS {
         let (old, cas) = host::shared_get(VERSION_KEY);
-        if old.as_deref().map_or(0, parse_version) >= version {
+        if !lower && old.as_deref().map_or(0, parse_version) >= version {
             return;
         }
         match host::shared_set(VERSION_KEY, version.to_string().as_bytes(), cas) {
@@ -82,11 +97,13 @@ fn raise_version_hint(version: u64) {
     }
 }
 
-/// The stored snapshot if its version is above `applied`.
-pub fn load_newer(applied: u64) -> Option<Snapshot> {
+/// The stored snapshot if its version differs from `applied`. It is
+/// normally above; it is below only after it replaced a version far ahead of
+/// the clock (`usher_core::version`), which every worker must follow too.
+pub fn load_changed(applied: u64) -> Option<Snapshot> {
     let (stored, _) = host::shared_get(SNAPSHOT_KEY);
     let stored = stored?;
-    if stored_version(&stored)? <= applied {
+    if stored_version(&stored)? == applied {
         return None;
     }
     match decode_stored(&stored) {
