@@ -223,18 +223,7 @@ fn a_stopped_server_costs_at_most_the_bound_and_leaves_rotation() {
     );
 
     // The ejection is an event, once, naming b.
-    let mut ejected = Vec::new();
-    let logged = eventually(Duration::from_secs(3), || {
-        ejected = cp
-            .api_ok("GET", "/api/v1/events?type=server_ejected", None)
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        !ejected.is_empty()
-    });
-    assert!(logged.is_some(), "no server_ejected event:\n{}", cp.log());
-    assert_eq!(ejected.len(), 1, "{ejected:?}");
-    let e = &ejected[0];
+    let e = &the_one_event(&cp, "server_ejected");
     assert_eq!(e["origin_name"], "b", "{e}");
     assert_eq!(e["type_code"], 212, "{e}");
     let text = e["text"].as_str().unwrap_or_default();
@@ -272,18 +261,25 @@ fn a_refused_get_goes_to_another_server_and_ejects_the_dead_one() {
     for i in 0..200 {
         assert_eq!(one_request(&agent, &url).as_deref(), Ok("a"), "request {i}");
     }
-    let mut ejected = Vec::new();
-    let logged = eventually(Duration::from_secs(3), || {
-        ejected = cp
-            .api_ok("GET", "/api/v1/events?type=212", None)
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        !ejected.is_empty()
-    });
-    assert!(logged.is_some(), "no server_ejected event:\n{}", cp.log());
-    assert_eq!(ejected.len(), 1, "{ejected:?}");
+    let ejected = [the_one_event(&cp, "212")];
     assert_eq!(ejected[0]["origin_name"], "dead");
     let text = ejected[0]["text"].as_str().unwrap_or_default();
     assert!(text.contains("connection failed"), "{text}");
+}
+
+/// Waits (3 s at most) for events of `kind` (a name or a code) and asserts
+/// there is exactly one: a door ejects a server once per episode.
+fn the_one_event(cp: &ControlPlane, kind: &str) -> serde_json::Value {
+    let mut found = Vec::new();
+    let logged = eventually(Duration::from_secs(3), || {
+        found = cp
+            .api_ok("GET", &format!("/api/v1/events?type={kind}"), None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        !found.is_empty()
+    });
+    assert!(logged.is_some(), "no {kind} event:\n{}", cp.log());
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.swap_remove(0)
 }
