@@ -5,7 +5,7 @@ CARGO ?= cargo
 # The nginx module builds against Debian's nginx-dev, configured once into target/.
 export NGINX_BUILD_DIR := $(CURDIR)/target/nginx-build/objs
 
-.PHONY: all deps build build-rust build-nginx build-wasm test test-rust test-configs demo bench fmt lint clean
+.PHONY: all deps build build-rust build-nginx build-wasm test test-rust test-configs test-api fuzz demo bench fmt lint clean
 
 all: build
 
@@ -25,7 +25,7 @@ build-wasm:
 	@if [ -f scripts/build-wasm.sh ]; then bash scripts/build-wasm.sh; fi
 
 test: build
-	$(MAKE) lint test-rust test-configs
+	$(MAKE) lint test-rust test-configs test-api
 
 # One release build serves the binaries and the tests (no second debug build).
 test-rust:
@@ -35,6 +35,17 @@ test-rust:
 
 test-configs:
 	@if [ -f scripts/validate-configs.sh ]; then bash scripts/validate-configs.sh; fi
+
+# The admin API against docs/openapi.yaml: schemathesis, bounded and seeded
+# (SCHEMATHESIS_EXAMPLES, SCHEMATHESIS_SEED), on a real `usher control`.
+test-api:
+	bash scripts/schemathesis.sh
+
+# Each fuzz target (or those in FUZZ_TARGETS) for FUZZ_SECS seconds (default
+# 20); the run prints its seed, and FUZZ_SEED=<seed> repeats it.
+fuzz:
+	$(CARGO) test --release -p usher-fuzz
+	$(CARGO) run --release -p usher-fuzz -- $(FUZZ_TARGETS)
 
 demo: build
 	bash scripts/demo.sh
@@ -50,6 +61,7 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release -p usher-fuzz --all-targets -- -D warnings
 	$(CARGO) clippy --release -p usher-nginx-module -- -D warnings
 	$(CARGO) clippy --release -p usher-wasm-filter --target wasm32-wasip1 -- -D warnings
 

@@ -38,10 +38,11 @@ nginx_door=$((base - 80))      # 8000: nginx + usher module as front door
 envoy_door=$((base + 10))      # 8090: Envoy + usher filter as front door
 envoy_cmd=$((base + 1110))     # 9190: the Envoy front door's command endpoint
 envoy_admin=$((base + 1822))   # 9902: Envoy's admin page
+door_cmd=$((base + 1120))      # 9200: the usher door's command endpoint
 names=(a b c)
 workers=(2 5 8)
 capacity=(2 5 8)
-ports=("$admin" "$base" "$nginx_door" "$envoy_door" "$envoy_cmd" "$envoy_admin"
+ports=("$admin" "$base" "$nginx_door" "$envoy_door" "$envoy_cmd" "$envoy_admin" "$door_cmd"
   $((base + 1)) $((base + 2)) $((base + 3)) $((base + 1001)) $((base + 1002)) $((base + 1003)))
 for port in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -185,12 +186,37 @@ role = \"interceptor\"
 app = \"shop\"
 "
 
+# --- usher's built-in front door, as its own process (usher door): it
+# keeps serving while the control plane is stopped or restarted ---
+cat >"$demo/door.toml" <<TOML
+# Written by scripts/demo.sh; see docs/configuration.md ("usher door").
+[command]
+listen = "127.0.0.1:$door_cmd"
+token_file = "wsi.token"
+snapshot_file = "door-held.json"
+
+[[apps]]
+name = "shop"
+listen = "127.0.0.1:$base"
+TOML
+supervise door "$logs/door.log" "$run/door.pid" "$bin/usher" door --config "$demo/door.toml"
+wsis+="
+[[wsis]]
+name = \"door\"
+url = \"http://127.0.0.1:$door_cmd/\"
+token_file = \"wsi.token\"
+role = \"interceptor\"
+app = \"shop\"
+"
+
 # --- the control plane ---
 cat >"$demo/usher.toml" <<TOML
 # Written by scripts/demo.sh; see docs/configuration.md.
 [control]
 listen = "127.0.0.1:$admin"
 data_dir = "var"
+# The built-in front door runs as usher door (above), not inside usher control.
+serve_front_doors = false
 
 [[apps]]
 name = "shop"
@@ -241,12 +267,12 @@ for i in 0 1 2; do
 done
 wait_port "$nginx_door" 30 nginx-door "$logs/nginx-door.log"
 wait_port "$envoy_door" 30 envoy-door "$logs/envoy-door.log"
-wait_port "$base" 30 "control (built-in front door)" "$logs/control.log"
+wait_port "$base" 30 "door (built-in front door)" "$logs/door.log"
 
 cat <<TXT
 
 usher demo is running (logs in $logs, PIDs in $run):
-  front doors:  http://127.0.0.1:$base/   usher's built-in (302 to a, b or c by weighted choice)
+  front doors:  http://127.0.0.1:$base/   usher's built-in, usher door (302 to a, b or c by weighted choice)
                 http://127.0.0.1:$nginx_door/   nginx + usher module (interceptor role)
                 http://127.0.0.1:$envoy_door/   Envoy + usher filter (interceptor role)
   web servers:  a http://127.0.0.1:$((base + 1))/  b http://127.0.0.1:$((base + 2))/  c http://127.0.0.1:$((base + 3))/
@@ -263,6 +289,7 @@ Try:
   usher ctl events                           # what the agent and the control plane saw
   curl -si http://127.0.0.1:$base/ | grep -i location
   kill \$(cat $run/app-a.pid)   # a leaves rotation within 1 s (usher ctl servers / events), is restarted, comes back
+  kill -9 \$(cat $run/control.pid)   # the control plane crashes: all three front doors keep serving; it is restarted
   usher ctl server load c 500 --for 60s      # c gets far fewer new users for a minute (pinned)
   usher ctl server redirect a front-door     # nginx a sends users without a session back to the front door:
   curl -si http://127.0.0.1:$((base + 1))/ | grep -iE '^(HTTP|location)'   # ...a 302 to http://127.0.0.1:$base/

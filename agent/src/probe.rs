@@ -88,7 +88,7 @@ mod tests {
 
     fn server() -> ServerConfig {
         let cfg = crate::config::AgentConfig::parse(
-            "data_dir = \"/tmp\"\ncontrol_url = \"ws://x\"\ntoken = \"t\"\n[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/\"\nprobe_body = \"ok a\"\n",
+            "data_dir = \"/tmp\"\ncontrol_url = \"ws://127.0.0.1:9\"\ntoken = \"test-token\"\n[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/\"\nprobe_body = \"ok a\"\n",
         )
         .expect("cfg");
         cfg.servers[0].clone()

@@ -95,6 +95,12 @@ impl RingReader {
         &self.path
     }
 
+    /// The inode of the file this reader maps (a new one means nginx made
+    /// the area anew, its counters starting from zero).
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
     fn words(&self) -> &[AtomicU64] {
         let len = self.map.len() / 8;
         // SAFETY: the mapping is page-aligned (so 8-byte aligned), at least

@@ -188,16 +188,21 @@ pub async fn start(cfg: AgentConfig) -> Result<(AgentHandle, Running), AgentErro
         .servers
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.ring.clone().map(|r| rings::RingSource::new(i, r)))
+        .filter_map(|(i, s)| {
+            s.ring
+                .clone()
+                .map(|r| rings::RingSource::new(i, &s.name, r))
+        })
         .collect();
     let mut ring_thread = None;
     if !sources.is_empty() {
         let (sink, outbox, stop) = (sink.clone(), outbox.clone(), ring_stop.clone());
         let every = Duration::from_millis(cfg.drain_ms);
+        let state = spool_dir.join(tasks::ring_state::FILE);
         ring_thread = Some(
             std::thread::Builder::new()
                 .name("usher-agent-rings".into())
-                .spawn(move || rings::run(sources, sink, outbox, stop, every))
+                .spawn(move || rings::run(sources, sink, outbox, stop, every, state))
                 .map_err(|e| AgentError::Config(format!("ring thread: {e}")))?,
         );
     }
@@ -250,6 +255,8 @@ pub async fn start(cfg: AgentConfig) -> Result<(AgentHandle, Running), AgentErro
     let ctx = ChannelCtx {
         url: cfg.control_url.clone(),
         token,
+        tls: crate::tls::client_config(cfg.ca_file.as_deref())
+            .map_err(|e| AgentError::Config(format!("ca_file: {e}")))?,
         reconnect_max: Duration::from_millis(cfg.reconnect_max_ms),
         hello,
         outbox: outbox.clone(),

@@ -2,6 +2,8 @@
 //!
 //! * `usher control --config usher.toml`: the control plane;
 //! * `usher agent --config agent.toml`: the per-host agent;
+//! * `usher door --config door.toml`: the built-in front door as its own
+//!   process, fed snapshots by the control plane;
 //! * `usher ctl …`: the operator's command line over the admin API.
 //!
 //! Later: `watch` (its own module, dispatched from here).
@@ -10,6 +12,7 @@
 mod agent;
 mod control;
 mod ctl;
+mod door;
 
 use std::process::ExitCode;
 
@@ -34,7 +37,9 @@ enum Command {
     /// Run the per-host agent (measures, probes, reports to the control plane).
     Agent(agent::AgentArgs),
     /// Talk to a running control plane's admin API.
-    Ctl(ctl::CtlArgs),
+    Ctl(Box<ctl::CtlArgs>),
+    /// Run the built-in front door as its own process (outlives the control plane).
+    Door(door::DoorArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Control(args) => control::main(args),
         Command::Agent(args) => agent::main(args),
-        Command::Ctl(args) => ctl::main(args),
+        Command::Ctl(args) => ctl::main(*args),
+        Command::Door(args) => door::main(args),
     }
 }

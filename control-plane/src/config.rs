@@ -15,6 +15,10 @@ use crate::front_door::FrontDoorConfig;
 use crate::manager::ManagerConfig;
 use crate::model::{App, Origin, Server, Wsi, WsiRole};
 use crate::spec::{AppInput, ServerInput, WsiInput};
+use crate::tls::{ServerTls, TlsInput};
+
+mod agents;
+pub use agents::AgentInput;
 
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -32,6 +36,10 @@ pub struct ConfigFile {
     /// Web server interfaces to push snapshots to.
     #[serde(default)]
     pub wsis: Vec<WsiInput>,
+    /// Agents with their own token, each bound to the servers it may
+    /// report on (`config/agents.rs`).
+    #[serde(default)]
+    pub agents: Vec<AgentInput>,
     /// The manager: agent channel, logging database, dynamic load loop.
     #[serde(default)]
     pub manager: ManagerConfig,
@@ -59,6 +67,14 @@ pub struct ControlInput {
     /// push carries the WSI's token in plain text, so the default is no.
     #[serde(default)]
     pub allow_remote_wsis: bool,
+    /// Whether `usher control` serves each app's front door itself (the
+    /// default) or leaves that to `usher door` processes, which outlive it.
+    #[serde(default = "default_true")]
+    pub serve_front_doors: bool,
+    /// `[control.tls]`: serve the admin API and the agent channel over
+    /// https / wss with this certificate and key.
+    #[serde(default)]
+    pub tls: Option<TlsInput>,
 }
 
 impl Default for ControlInput {
@@ -68,8 +84,14 @@ impl Default for ControlInput {
             data_dir: default_data_dir(),
             push_interval_secs: default_push_interval_secs(),
             allow_remote_wsis: false,
+            serve_front_doors: true,
+            tls: None,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_listen() -> String {
@@ -98,9 +120,15 @@ pub struct Config {
     pub push_interval_secs: f64,
     /// WSI URLs may be off this machine (`[control] allow_remote_wsis`).
     pub allow_remote_wsis: bool,
+    /// `[control] serve_front_doors`: false when `usher door` serves the apps.
+    pub serve_front_doors: bool,
+    /// `[control.tls]`, read and checked: the admin listener serves https.
+    pub tls: Option<ServerTls>,
     pub apps: Vec<App>,
     pub servers: Vec<Server>,
     pub wsis: Vec<Wsi>,
+    /// `[[agents]]`, checked (tokens read and hashed).
+    pub agents: Vec<crate::model::AgentEntry>,
     /// `[manager]`, checked.
     pub manager: ManagerConfig,
     /// `[front_door]`, checked.
@@ -203,6 +231,12 @@ impl ConfigFile {
             ));
         }
         let data_dir = base_dir.join(&self.control.data_dir);
+        let tls = match &self.control.tls {
+            Some(t) => Some(t.check(base_dir).map_err(|e| {
+                ModelError::invalid(format!("control.tls.{}", e.key()), e.to_string())
+            })?),
+            None => None,
+        };
         let manager = self.manager.validate().map_err(|e| {
             let (key, problem) = e.split_once(": ").unwrap_or(("", e.as_str()));
             ModelError::invalid(format!("manager.{key}"), problem.to_string())
@@ -281,6 +315,7 @@ impl ConfigFile {
             }
             wsis.push(wsi);
         }
+        let agents = agents::check_all(self.agents, base_dir)?;
         Ok(Config {
             path: path.to_path_buf(),
             base_dir: base_dir.to_path_buf(),
@@ -289,9 +324,12 @@ impl ConfigFile {
             data_dir,
             push_interval_secs: p,
             allow_remote_wsis: self.control.allow_remote_wsis,
+            serve_front_doors: self.control.serve_front_doors,
+            tls,
             apps,
             servers,
             wsis,
+            agents,
             manager,
             front_door,
         })
@@ -416,23 +454,48 @@ capacity = 5
     }
 
     #[test]
+    fn wsi_tokens_keep_the_token_rule() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sorry.html"), "x").expect("write");
+        std::fs::write(dir.path().join("short.token"), "1234567\n").expect("write");
+        let base = format!(
+            "{ISSUE_SHAPE}\n[[wsis]]\nname = \"door\"\nurl = \"http://127.0.0.1:8181/usher/command\"\nrole = \"interceptor\"\napp = \"shop\"\n"
+        );
+        let rule = "the token must be at least 8 printable characters without spaces";
+        for (line, key) in [
+            ("token = \"x\"", "token"),
+            ("token = \"1234567\"", "token"),
+            ("token = \"with space\"", "token"),
+            ("token_file = \"short.token\"", "token_file"),
+        ] {
+            let e = parse_in(dir.path(), &format!("{base}{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, format!("usher.toml: wsis[0].{key}: {rule}"), "{line}");
+        }
+        let c =
+            parse_in(dir.path(), &format!("{base}token = \"12345678\"\n")).expect("8 is enough");
+        assert_eq!(c.wsis[0].token, "12345678");
+    }
+
+    #[test]
     fn wsis_need_a_token_and_a_known_server() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("sorry.html"), "x").expect("write");
-        std::fs::write(dir.path().join("w.token"), "sekrit\n").expect("write");
+        std::fs::write(dir.path().join("w.token"), "sekrit-token\n").expect("write");
         let base = format!(
             "{ISSUE_SHAPE}\n[[wsis]]\nname = \"ngx-a\"\nurl = \"http://127.0.0.1:8181/usher/command\"\nrole = \"server\"\napp = \"shop\"\n"
         );
         let ok = format!("{base}server = \"a\"\ntoken_file = \"w.token\"\n");
         let c = parse_in(dir.path(), &ok).expect("valid");
-        assert_eq!(c.wsis[0].token, "sekrit");
+        assert_eq!(c.wsis[0].token, "sekrit-token");
         let e = parse_in(dir.path(), &format!("{base}server = \"a\"\n"))
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("usher.toml: wsis[0].token:"), "{e}");
         let e = parse_in(
             dir.path(),
-            &format!("{base}server = \"zz\"\ntoken = \"t\"\n"),
+            &format!("{base}server = \"zz\"\ntoken = \"sekrit-token\"\n"),
         )
         .unwrap_err()
         .to_string();
@@ -541,7 +604,7 @@ mod example_tests {
             })
             .map(|l| format!("{l}\n"))
             .collect();
-        std::fs::write(dir.path().join("nginx-a.token"), "t").expect("write");
+        std::fs::write(dir.path().join("nginx-a.token"), "nginx-a-token").expect("write");
         let c = Config::parse(&dir.path().join("usher.toml"), &uncommented)
             .expect("example with wsis parses");
         assert_eq!(c.wsis.len(), 1);

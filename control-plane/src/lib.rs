@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod config;
+pub mod door;
 pub mod front_door;
 pub mod live;
 pub mod manager;
@@ -23,6 +24,7 @@ pub mod run;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod views;
 

@@ -144,6 +144,21 @@ pub struct Wsi {
     pub server: Option<String>,
 }
 
+/// An agent the operator declared (`usher ctl agent add`, `[[agents]]`):
+/// its own token and the servers it may report on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentEntry {
+    pub id: String,
+    pub origin: Origin,
+    /// The only servers this agent may claim and report on.
+    pub servers: Vec<String>,
+    /// SHA-256 (hex) of its token; the token itself is never stored.
+    #[serde(skip)]
+    pub token_sha256: String,
+    /// For `[[agents]]`: the file the token was read from.
+    pub token_file: Option<PathBuf>,
+}
+
 /// One consistent picture of every managed object.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Fleet {
@@ -152,6 +167,8 @@ pub struct Fleet {
     pub apps: Vec<App>,
     pub servers: Vec<Server>,
     pub wsis: Vec<Wsi>,
+    /// Agents with their own token, in id order.
+    pub agents: Vec<AgentEntry>,
 }
 
 impl Fleet {

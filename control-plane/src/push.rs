@@ -23,6 +23,10 @@ use usher_core::command::{Command, ErrorReply};
 use usher_core::version;
 use usher_core::Snapshot;
 
+use tokio::sync::mpsc;
+
+use crate::door::AppliedWithEvents;
+use crate::front_door::DoorEvent;
 use crate::live::LiveView;
 use crate::model::{Fleet, Wsi};
 use crate::store::Store;
@@ -111,7 +115,16 @@ type Client = hyper::Client<HttpConnector, Body>;
 
 /// Starts the push supervisor: one task per WSI of the fleet, started and
 /// ended as WSIs come and go.
-pub fn start(store: &Store, live: &LiveView, status: PushStatus, interval: Duration) {
+///
+/// Events a separate front door (`usher door`) hands over in its answers go
+/// to `events`, the queue the embedded front doors' events take too.
+pub fn start(
+    store: &Store,
+    live: &LiveView,
+    status: PushStatus,
+    interval: Duration,
+    events: mpsc::Sender<DoorEvent>,
+) {
     let clock = Arc::new(VersionClock::default());
     let client: Client = hyper::Client::builder().build(HttpConnector::new());
     let mut rx = store.subscribe();
@@ -135,6 +148,7 @@ pub fn start(store: &Store, live: &LiveView, status: PushStatus, interval: Durat
                         Pusher {
                             client: client.clone(),
                             clock: clock.clone(),
+                            events: events.clone(),
                         },
                         status.clone(),
                         interval,
@@ -155,10 +169,12 @@ struct Sources {
     live: LiveView,
 }
 
-/// What a push needs: the HTTP client and the version clock.
+/// What a push needs: the HTTP client, the version clock, and where the
+/// events in a door's answer go.
 struct Pusher {
     client: Client,
     clock: Arc<VersionClock>,
+    events: mpsc::Sender<DoorEvent>,
 }
 
 /// One WSI's task: it builds the WSI's snapshot whenever the fleet or the
@@ -262,6 +278,7 @@ impl Pusher {
             .map_err(|_| format!("no answer within {PUSH_TIMEOUT:?}"))??;
             let (status, bytes) = answer;
             if status == StatusCode::OK {
+                self.take_events(&wsi.name, &bytes);
                 return Ok(version);
             }
             let refusal = ErrorReply::from_json(&bytes);
@@ -281,6 +298,29 @@ impl Pusher {
             ));
         }
         Err("the WSI refused two versions as stale".into())
+    }
+}
+
+impl Pusher {
+    /// Passes on the events a separate front door put in its answer (other
+    /// WSIs send none; an answer that is not this shape has none).
+    fn take_events(&self, wsi: &str, answer: &[u8]) {
+        let Ok(applied) = serde_json::from_slice::<AppliedWithEvents>(answer) else {
+            return;
+        };
+        for wire in applied.events {
+            let code = wire.code;
+            match wire.into_door() {
+                Some(e) => {
+                    if self.events.try_send(e).is_err() {
+                        tracing::error!("WSI {wsi}: event queue full, an event was dropped");
+                    }
+                }
+                None => tracing::warn!(
+                    "WSI {wsi}: answer carried event {code}, which no door raises: ignored"
+                ),
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::push::{self, PushStatus};
 use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
 use crate::{api, panic_watch, token};
+use futures_util::future::Either;
 use warp::Filter;
 
 /// Why the control plane could not start or stopped.
@@ -51,10 +52,16 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let config = Config::load(config_path)?;
     if !config.listen.ip().is_loopback() {
-        tracing::warn!(
-            "admin API listens on {}, which is not a loopback address: other machines can reach it, and its token travels in plain text",
-            config.listen
-        );
+        match &config.tls {
+            Some(_) => tracing::warn!(
+                "admin API listens on {}, which is not a loopback address: other machines can reach it; TLS is on ([control.tls]), so its tokens travel encrypted",
+                config.listen
+            ),
+            None => tracing::warn!(
+                "admin API listens on {}, which is not a loopback address: other machines can reach it, and TLS is off (no [control.tls]): the admin and agent tokens travel in plain text",
+                config.listen
+            ),
+        }
     }
     std::fs::create_dir_all(&config.data_dir).map_err(io_at(&config.data_dir))?;
     let token = token::load_or_create_admin(&config.data_dir)
@@ -100,9 +107,22 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     // Ejections at the built-in front doors become events once the
     // manager (and its logging database) is up, below.
     let (door_events, mut door_events_rx) = tokio::sync::mpsc::channel(1024);
-    let front_doors = FrontDoors::start(&store, &live, interval, &config.front_door, door_events)?;
     let push_status = PushStatus::default();
-    push::start(&store, &live, push_status.clone(), interval);
+    push::start(
+        &store,
+        &live,
+        push_status.clone(),
+        interval,
+        door_events.clone(),
+    );
+    let front_doors = if config.serve_front_doors {
+        FrontDoors::start(&store, &live, interval, &config.front_door, door_events)?
+    } else {
+        tracing::info!(
+            "[control] serve_front_doors = false: the apps' front doors are served by `usher door` processes"
+        );
+        FrontDoors::none(&store)
+    };
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -121,6 +141,8 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     let manager =
         crate::manager::Manager::open(&config.data_dir, config.manager.clone(), listener).await?;
     manager.spawn(stopped(stop_rx.clone()));
+    // Agents with their own token come from the store (usher.db).
+    manager.follow_fleet(store.subscribe());
     panic_watch::start(&store, &live, manager.clone());
     let events_to = manager.clone();
     tokio::spawn(async move {
@@ -142,14 +164,31 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         front_doors,
     };
     let routes = channel.or(api::routes(state));
-    let (addr, server) = warp::serve(routes)
-        .try_bind_with_graceful_shutdown(config.listen, stopped(stop_rx))
-        .map_err(|source| RunError::Admin {
-            addr: config.listen,
-            source,
-        })?;
+    let admin_err = |source| RunError::Admin {
+        addr: config.listen,
+        source,
+    };
+    // The same routes either way; with `[control.tls]` warp serves them
+    // through rustls (the pair was checked with the config).
+    let (addr, server, http, ws) = match &config.tls {
+        Some(tls) => {
+            let (addr, server) = warp::serve(routes)
+                .tls()
+                .cert(&tls.cert_pem)
+                .key(&tls.key_pem)
+                .try_bind_with_graceful_shutdown(config.listen, stopped(stop_rx))
+                .map_err(admin_err)?;
+            (addr, Either::Left(server), "https", "wss")
+        }
+        None => {
+            let (addr, server) = warp::serve(routes)
+                .try_bind_with_graceful_shutdown(config.listen, stopped(stop_rx))
+                .map_err(admin_err)?;
+            (addr, Either::Right(server), "http", "ws")
+        }
+    };
     tracing::info!(
-        "admin API on http://{addr}/api/v1/ (token in {}); agent channel ws://{addr}/api/v1/agent/channel (token in {})",
+        "admin API on {http}://{addr}/api/v1/ (token in {}); agent channel {ws}://{addr}/api/v1/agent/channel (token in {})",
         config.data_dir.join(token::ADMIN_TOKEN_FILE).display(),
         config.data_dir.join(crate::token::AGENT_TOKEN_FILE).display()
     );
@@ -158,7 +197,8 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {

@@ -380,11 +380,14 @@ impl WsiInput {
                 ));
             }
         };
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid(
-                at("token"),
-                "must be non-empty printable ASCII without spaces",
-            ));
+        // The rule every WSI keeps for its command token (usher_core::token).
+        if !usher_core::token::token_is_acceptable(&token) {
+            let key = if token_file.is_some() {
+                "token_file"
+            } else {
+                "token"
+            };
+            return Err(invalid(at(key), usher_core::token::TOKEN_RULE));
         }
         match (self.role, &self.server) {
             (WsiRole::Server, None) => {

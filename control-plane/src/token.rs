@@ -1,7 +1,7 @@
 //! Tokens and the files that hold secrets: the admin token
 //! (`<data_dir>/admin.token`) and the agent token (`<data_dir>/agent.token`),
-//! both mode 0600 and made on first start; the one
-//! constant-time comparison every token check uses, and mode 0600 for the
+//! both mode 0600 and made on first start; the bearer check (the shared
+//! constant-time `usher_core::token` comparison), and mode 0600 for the
 //! SQLite files that hold WSI tokens, request lines and cookies.
 
 use std::io::Write;
@@ -36,9 +36,7 @@ pub fn load_or_create(path: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = random_token();
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -52,23 +50,40 @@ pub fn load_or_create(path: &Path) -> std::io::Result<String> {
     Ok(token)
 }
 
-/// Compares two byte strings in time that depends only on their lengths,
-/// never on where they differ (a different length is `false` at once: the
-/// length of a token is no secret).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+/// Whether an `Authorization` header is `Bearer <token>`: the one
+/// constant-time comparison of every usher host (`usher_core::token`).
+pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
+    usher_core::token::bearer_matches(header.map(str::as_bytes), token.as_bytes())
 }
 
-/// Constant-time comparison of an `Authorization` header with `Bearer <token>`.
-pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
-    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+/// A new random token: 32 bytes from the OS-seeded generator, as 64 hex
+/// digits.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a per-agent token, as 64 lowercase hex digits: what
+/// `usher.db` keeps instead of the token, so a copy of the database (a
+/// backup, a support bundle) lets nobody speak for an agent. The tokens
+/// usher issues are 256 random bits, so an unsalted fast hash is enough:
+/// there is nothing to guess.
+pub fn agent_token_sha256(token: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, token.trim().as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The token of an `Authorization: Bearer <token>` header (trimmed), if
+/// the header has that form.
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Sets mode 0600 on `path`.
@@ -123,6 +138,23 @@ mod tests {
     }
 
     #[test]
+    fn agent_tokens_hash_to_sha256_hex() {
+        // The SHA-256 test vector for "abc".
+        assert_eq!(
+            agent_token_sha256("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(agent_token_sha256(" abc\n"), agent_token_sha256("abc"));
+        let t = random_token();
+        assert_eq!(t.len(), 64);
+        assert_ne!(t, random_token());
+        assert_eq!(bearer_token(Some("Bearer  x ")), Some("x"));
+        assert_eq!(bearer_token(Some("Bearer ")), None);
+        assert_eq!(bearer_token(Some("Basic x")), None);
+        assert_eq!(bearer_token(None), None);
+    }
+
+    #[test]
     fn an_existing_readable_token_file_becomes_0600() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join(AGENT_TOKEN_FILE);
@@ -133,13 +165,10 @@ mod tests {
     }
 
     #[test]
-    fn constant_time_eq_compares_whole_strings() {
-        assert!(constant_time_eq(b"", b""));
-        assert!(constant_time_eq(b"sekrit", b"sekrit"));
-        assert!(!constant_time_eq(b"sekrit", b"sekriT"));
-        assert!(!constant_time_eq(b"Sekrit", b"sekrit"));
-        assert!(!constant_time_eq(b"sekrit", b"sekrit!"));
-        assert!(!constant_time_eq(b"", b"x"));
+    fn bearer_matches_compares_whole_tokens() {
+        assert!(!bearer_matches(Some("Bearer sekriT"), "sekrit"));
+        assert!(!bearer_matches(Some("Bearer sekrit!"), "sekrit"));
+        assert!(!bearer_matches(Some("Bearer "), ""));
         assert!(!bearer_matches(Some("Bearer sekri"), "sekrit"));
         assert!(!bearer_matches(Some("bearer sekrit"), "sekrit"));
         assert!(bearer_matches(Some("Bearer sekrit "), "sekrit"));

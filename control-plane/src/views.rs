@@ -192,14 +192,14 @@ capacity = 2
 [[wsis]]
 name = "ngx-a"
 url = "http://127.0.0.1:8181/usher/command"
-token = "t"
+token = "test-token"
 role = "server"
 app = "shop"
 server = "a"
 [[wsis]]
 name = "door"
 url = "http://127.0.0.1:8182/usher/command"
-token = "t"
+token = "test-token"
 role = "interceptor"
 app = "shop"
 "#;
@@ -209,6 +209,7 @@ app = "shop"
             apps: c.apps,
             servers: c.servers,
             wsis: c.wsis,
+            agents: Vec::new(),
         };
         let live_view = crate::live::LiveView::new();
         live_view.update(|l| {

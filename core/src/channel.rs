@@ -211,6 +211,9 @@ pub mod event_type {
     pub const RECORDS_DROPPED: (u32, &str) = (130, "records_dropped");
     pub const SPOOL_OVERFLOW: (u32, &str) = (131, "spool_overflow");
     pub const REPORT_FAILED: (u32, &str) = (132, "report_failed");
+    /// A server's record ring was full and nginx dropped records (at most
+    /// once a minute per server; every drop is in its `dropped` count).
+    pub const RING_OVERFLOW: (u32, &str) = (133, "ring_overflow");
     pub const AGENT_CONNECTED: (u32, &str) = (200, "agent_connected");
     pub const AGENT_SILENT: (u32, &str) = (201, "agent_silent");
     /// A connection said hello with the id of an agent that is connected
@@ -219,6 +222,9 @@ pub mod event_type {
     /// An agent claimed (hello) or reported on a server that another live
     /// agent watches: the claim is ignored.
     pub const CLAIM_REFUSED: (u32, &str) = (203, "claim_refused");
+    /// Figures, events or records about servers the agent does not watch
+    /// were refused (counted; at most one event a minute per agent).
+    pub const REPORT_REFUSED: (u32, &str) = (204, "report_refused");
     pub const SERVER_FAILED: (u32, &str) = (210, "server_failed");
     pub const SERVER_RECOVERED: (u32, &str) = (211, "server_recovered");
     /// Fewer than the app's panic threshold of its enabled servers are in

@@ -19,6 +19,7 @@ pub mod rules;
 pub mod selection;
 pub mod snapshot;
 pub mod sorry;
+pub mod token;
 pub mod version;
 
 pub use command::{Applied, Command, Echoed, ErrorReply};
@@ -30,5 +31,6 @@ pub use record::{decode_batch, encode_batch, DecodeError, Field, FieldMask, Requ
 pub use rules::RedirectRules;
 pub use selection::IntervalTable;
 pub use snapshot::{AppView, RedirectOrder, ServerView, Snapshot, SnapshotError, WsiOrders};
-pub use sorry::BUILT_IN_SORRY_PAGE;
+pub use sorry::{BUILT_IN_SORRY_PAGE, MAX_SORRY_PAGE_BYTES};
+pub use token::{bearer_matches, token_eq, token_is_acceptable};
 pub use version::{admit, Accepted, Refused};

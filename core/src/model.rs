@@ -107,9 +107,14 @@ pub fn validate_base_url(field: &str, url: &str) -> Result<(), ModelError> {
 /// Joins a configured base URL with a request's path and query, so the
 /// redirect target is always the configured host. `path_and_query` that does
 /// not start with `/` (an absolute URI, `*`) is replaced by `/`.
+///
+/// A path that starts with `//` (`//x/y`) is kept whole: placed after the
+/// base URL's host it is only a path (`http://a:1//x/y`), never the
+/// scheme-relative `//x` host it would be on its own, because `base`
+/// always carries a scheme and a host (`validate_base_url`).
 pub fn join_url(base: &str, path_and_query: &str) -> String {
     let base = base.trim_end_matches('/');
-    if path_and_query.starts_with('/') && !path_and_query.starts_with("//") {
+    if path_and_query.starts_with('/') {
         format!("{base}{path_and_query}")
     } else {
         format!("{base}/")
@@ -140,6 +145,9 @@ mod tests {
     fn join_never_takes_a_host_from_the_request() {
         assert_eq!(join_url("http://a:1/", "/x?y=1"), "http://a:1/x?y=1");
         assert_eq!(join_url("http://a:1", "http://evil/x"), "http://a:1/");
-        assert_eq!(join_url("http://a:1", "//evil/x"), "http://a:1/");
+        assert_eq!(join_url("http://a:1", "*"), "http://a:1/");
+        assert_eq!(join_url("http://a:1", "//evil/x"), "http://a:1//evil/x");
+        assert_eq!(join_url("http://a:1/", "//x/y?q=1"), "http://a:1//x/y?q=1");
+        assert_eq!(join_url("http://a:1/p", "///x"), "http://a:1/p///x");
     }
 }

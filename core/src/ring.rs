@@ -206,18 +206,30 @@ impl Ring<'_> {
     }
 
     /// Consumer side: passes up to `max` records to `each` (in order) and
-    /// frees their space. Returns how many were read. A corrupt length word
-    /// makes the reader skip everything written so far (counted as dropped).
+    /// frees their space. Returns how many were read. A corrupt length word,
+    /// or positions further apart than the ring holds, make the reader skip
+    /// everything written so far (counted as dropped): a ring file that was
+    /// scribbled over can never make this loop run away (found by
+    /// `make fuzz`, target `ring`).
     pub fn drain(&self, max: usize, buf: &mut Vec<u8>, mut each: impl FnMut(&[u8])) -> usize {
         let size = self.data.len() as u64;
         let head = self.control[HEAD].load(Ordering::Acquire);
         let mut tail = self.control[TAIL].load(Ordering::Relaxed);
         let mut n = 0;
+        if head.wrapping_sub(tail) > size {
+            self.control[DROPPED].fetch_add(1, Ordering::Relaxed);
+            tail = head;
+        }
         while tail != head && n < max {
             let slot = tail & self.mask();
             let len = self.data[slot as usize].load(Ordering::Relaxed);
             if len == SKIP {
-                tail += size - slot;
+                if head.wrapping_sub(tail) < size - slot {
+                    self.control[DROPPED].fetch_add(1, Ordering::Relaxed);
+                    tail = head;
+                    break;
+                }
+                tail = tail.wrapping_add(size - slot);
                 continue;
             }
             let words = 1 + len.div_ceil(8);
@@ -233,7 +245,7 @@ impl Ring<'_> {
             }
             buf.truncate(len as usize);
             each(buf);
-            tail += words;
+            tail = tail.wrapping_add(words);
             n += 1;
         }
         self.control[TAIL].store(tail, Ordering::Release);
@@ -313,6 +325,32 @@ mod tests {
         mem[1].store(9, Ordering::Relaxed);
         assert_eq!(RingArea::attach(&mem).unwrap_err(), RingError::Version(9));
         assert!(RingArea::init(&mem, 1, 100).is_err());
+    }
+
+    /// Positions a scribbled-over ring file may hold: the reader drops
+    /// what is there (counted) and returns, never loops on.
+    #[test]
+    fn corrupt_positions_end_the_drain() {
+        let mem = area(1, 64);
+        let a = RingArea::init(&mem, 1, 64).expect("init");
+        let ring = a.ring(0).expect("ring");
+        let start = HEADER_WORDS;
+        // Head far ahead of tail (more than the ring holds), zeroed data.
+        mem[start + HEAD].store(u64::MAX / 2, Ordering::Relaxed);
+        let mut buf = Vec::new();
+        assert_eq!(ring.drain(usize::MAX, &mut buf, |_| {}), 0);
+        assert_eq!(ring.stats().dropped, 1);
+        // A skip word that would jump past head.
+        mem[start + TAIL].store(0, Ordering::Relaxed);
+        mem[start + HEAD].store(5, Ordering::Relaxed);
+        mem[start + CONTROL_WORDS].store(SKIP, Ordering::Relaxed);
+        assert_eq!(ring.drain(usize::MAX, &mut buf, |_| {}), 0);
+        assert_eq!(ring.stats().dropped, 2);
+        // The ring works again afterwards.
+        assert!(ring.push(&[1, 2, 3]));
+        let mut got = Vec::new();
+        assert_eq!(ring.drain(usize::MAX, &mut buf, |x| got = x.to_vec()), 1);
+        assert_eq!(got, vec![1, 2, 3]);
     }
 
     #[test]

@@ -4,6 +4,14 @@
 //! own. One text, so a user sees the same page whichever door they came
 //! through; `nginx/sorry.html` is a copy of it (a test checks that).
 
+/// Largest sorry page any usher host accepts (64 KiB): the nginx module's
+/// `usher_sorry_page`, the Envoy filter's `sorry_page` and the control
+/// plane's sorry pages. A page travels inside every interceptor snapshot,
+/// which the hosts cap at `snapshot::MAX_SNAPSHOT_BYTES` (256 KiB), so one
+/// cap everywhere keeps a page that one host takes from being refused by
+/// another.
+pub const MAX_SORRY_PAGE_BYTES: usize = 64 * 1024;
+
 /// HTML of the built-in sorry page (UTF-8, ends with a newline).
 pub const BUILT_IN_SORRY_PAGE: &str = "<!DOCTYPE html>
 <html lang=\"en\">
@@ -34,5 +42,6 @@ mod tests {
         assert!(BUILT_IN_SORRY_PAGE.trim_end().ends_with("</html>"));
         assert!(BUILT_IN_SORRY_PAGE.contains("<h1>Sorry</h1>"));
         assert!(BUILT_IN_SORRY_PAGE.len() < 1024);
+        const { assert!(MAX_SORRY_PAGE_BYTES * 3 < crate::snapshot::MAX_SNAPSHOT_BYTES) };
     }
 }

@@ -22,12 +22,18 @@ impl ControlPlane {
     /// Writes `usher.toml` (with `[control]` filled in) plus any extra files
     /// and starts the control plane. `body` is the rest of the config.
     pub fn start(body: &str, files: &[(&str, &str)]) -> ControlPlane {
+        ControlPlane::start_with("", body, files)
+    }
+
+    /// As [`ControlPlane::start`], with `control` (more `[control]` keys,
+    /// one per line) added to the `[control]` table.
+    pub fn start_with(control: &str, body: &str, files: &[(&str, &str)]) -> ControlPlane {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("write file");
         }
         let admin_port = free_port();
-        let config = format!("[control]\nlisten = \"127.0.0.1:{admin_port}\"\ndata_dir = \"var\"\npush_interval_secs = 2\n\n{body}");
+        let config = format!("[control]\nlisten = \"127.0.0.1:{admin_port}\"\ndata_dir = \"var\"\npush_interval_secs = 2\n{control}\n\n{body}");
         std::fs::write(dir.path().join("usher.toml"), config).expect("write config");
         let mut cp = ControlPlane {
             dir,
@@ -68,6 +74,11 @@ impl ControlPlane {
     pub fn restart(&mut self) {
         self.stop();
         self.launch();
+    }
+
+    /// The process id while it runs (for fault tests that signal it).
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::pid)
     }
 
     pub fn stop(&mut self) {

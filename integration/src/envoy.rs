@@ -136,6 +136,13 @@ pub fn envoy_yaml(spec: &EnvoySpec, web: u16, command: u16, admin: u16, wasm: &P
     } else {
         ""
     };
+    // As envoy/front-door-proxy.yaml: a GET or HEAD whose connection was
+    // reset or closed before the answer is sent once more.
+    let retry = if spec.override_host {
+        r#", timeout: 3s, retry_policy: {retry_on: "reset,connect-failure", num_retries: 1, retriable_request_headers: [{name: ":method", string_match: {safe_regex: {regex: "GET|HEAD"}}}]}"#
+    } else {
+        ""
+    };
     let command_plugin = format!(r#"{{"role": "command", "command_token": "{COMMAND_TOKEN}"}}"#);
     format!(
         r#"admin:
@@ -156,7 +163,7 @@ static_resources:
               domains: ["*"]
               routes:
               - match: {{prefix: "/"}}
-                route: {{cluster: app}}
+                route: {{cluster: app{retry}}}
           http_filters:{web_filter}
           - name: envoy.filters.http.router
             typed_config:

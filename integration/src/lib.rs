@@ -13,7 +13,9 @@ pub mod closed_loop;
 pub mod control_plane;
 pub mod demo_app;
 pub mod demo_script;
+pub mod door_load;
 pub mod envoy;
+pub mod fault_stack;
 pub mod http;
 pub mod manager;
 pub mod nginx;
@@ -24,6 +26,7 @@ pub mod proc;
 pub mod recorder;
 pub mod setup;
 pub mod stand_ins;
+pub mod usher_door;
 pub mod wire;
 
 pub use self::{
@@ -43,4 +46,5 @@ pub use self::{
     proc::{alive, send_signal, Proc},
     recorder::{Recorded, Recorder, Reply, Request},
     stand_ins::{Batch, BatchReceiver, Got, WsiRecorder},
+    usher_door::UsherDoor,
 };

@@ -3,18 +3,22 @@
 //! says hello for its servers, then sends a report every 100 ms with the
 //! figures the test sets — mean processing time and probe result per
 //! server — measured `measured_ago` before it is sent. The test can make it
-//! fall silent (connection open, nothing sent) or hang up.
+//! fall silent (connection open, nothing sent) or hang up, have it send an
+//! event, and read why its connection ended ([`PlayedAgent::ended`]: a
+//! refusal at the upgrade, or the control plane's close frame).
+//! `cp_agent_identity.rs` gives it an agent's own token.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use usher_core::channel::{
-    self, AgentMessage, Hello, HostFacts, Report, ServerAggregate, ServerInfo, PROTOCOL_VERSION,
+    self, AgentMessage, Event, Hello, HostFacts, Report, ServerAggregate, ServerInfo,
+    PROTOCOL_VERSION,
 };
 
 fn now_us() -> u64 {
@@ -39,6 +43,10 @@ pub struct PlayedAgent {
     figures: Mutex<BTreeMap<String, Figures>>,
     silent: AtomicBool,
     hang_up: AtomicBool,
+    /// Events to send with the next report.
+    outbox: Mutex<Vec<Event>>,
+    /// Why the connection ended, once it has.
+    ended: Mutex<Option<String>>,
 }
 
 impl PlayedAgent {
@@ -68,6 +76,8 @@ impl PlayedAgent {
             ),
             silent: AtomicBool::new(false),
             hang_up: AtomicBool::new(false),
+            outbox: Mutex::new(Vec::new()),
+            ended: Mutex::new(None),
         })
     }
 
@@ -93,6 +103,25 @@ impl PlayedAgent {
         self.hang_up.store(true, Ordering::Relaxed);
     }
 
+    /// Sends an event of `kind` about `origin` (a server or the agent) with
+    /// the next report.
+    pub fn send_event(&self, origin: &str, kind: (u32, &str), text: &str) {
+        let mut outbox = self.outbox.lock().expect("lock");
+        let seq = 1_000_000 + outbox.len() as u64;
+        outbox.push(Event::new(seq, origin, kind, text.into(), now_us()));
+    }
+
+    /// Why the connection ended (`refused: …` at the upgrade, `closed: CODE
+    /// REASON` by the control plane, `hung up`, `lost: …`), or `None` while
+    /// it is open.
+    pub fn ended(&self) -> Option<String> {
+        self.ended.lock().expect("lock").clone()
+    }
+
+    fn end(&self, why: String) {
+        *self.ended.lock().expect("lock") = Some(why);
+    }
+
     /// Dials the control plane and reports until hung up.
     pub async fn run(self: Arc<Self>, admin_port: u16, token: String) {
         let url = format!("ws://127.0.0.1:{admin_port}/api/v1/agent/channel");
@@ -101,9 +130,13 @@ impl PlayedAgent {
             "authorization",
             format!("Bearer {token}").parse().expect("header"),
         );
-        let (mut ws, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("agent channel connects");
+        let mut ws = match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => ws,
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                return self.end(format!("refused: {}", r.status().as_u16()));
+            }
+            Err(e) => return self.end(format!("refused: {e}")),
+        };
         let servers: Vec<String> = self.figures.lock().expect("lock").keys().cloned().collect();
         let hello = AgentMessage::Hello(Hello {
             protocol: PROTOCOL_VERSION,
@@ -128,7 +161,7 @@ impl PlayedAgent {
         for seq in 1.. {
             if self.hang_up.load(Ordering::Relaxed) {
                 let _closed = ws.close(None).await;
-                return;
+                return self.end("hung up".into());
             }
             if !self.silent.load(Ordering::Relaxed) {
                 let stop = now_us() - self.measured_ago.as_micros() as u64;
@@ -154,15 +187,35 @@ impl PlayedAgent {
                     servers: aggs,
                     ..Default::default()
                 });
-                if ws
-                    .send(Message::Text(channel::encode(&report)))
-                    .await
-                    .is_err()
-                {
-                    return;
+                let events: Vec<Event> = self.outbox.lock().expect("lock").drain(..).collect();
+                let mut frames = vec![channel::encode(&report)];
+                frames.extend(
+                    events
+                        .into_iter()
+                        .map(|e| channel::encode(&AgentMessage::Event(e))),
+                );
+                for frame in frames {
+                    if let Err(e) = ws.send(Message::Text(frame)).await {
+                        return self.end(format!("lost: {e}"));
+                    }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Read what the control plane sends (welcome, acks, a close
+            // frame) for the 100 ms until the next report.
+            let until = tokio::time::Instant::now() + Duration::from_millis(100);
+            while let Ok(next) = tokio::time::timeout_at(until, ws.next()).await {
+                match next {
+                    Some(Ok(Message::Close(frame))) => {
+                        let why = frame
+                            .map(|f| format!("closed: {} {}", u16::from(f.code), f.reason))
+                            .unwrap_or_else(|| "closed".into());
+                        return self.end(why);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return self.end(format!("lost: {e}")),
+                    None => return self.end("lost: end of stream".into()),
+                }
+            }
         }
     }
 }

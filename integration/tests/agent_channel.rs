@@ -100,7 +100,7 @@ fn agent_and_manager_close_the_loop() {
         "agent_id = \"agent-1\"\ndata_dir = \"{data}\"\ncontrol_url = \"ws://127.0.0.1:{mport}/api/v1/agent/channel\"\ntoken = \"{token}\"\n\
          interval_ms = 200\nprobe_interval_ms = 100\nreconnect_max_ms = 500\n\
          [records]\nbatch_ms = 200\n\
-         [receiver]\nlisten = \"127.0.0.1:{rport}\"\ntoken = \"rtok\"\nmax_body_bytes = 65536\n\
+         [receiver]\nlisten = \"127.0.0.1:{rport}\"\ntoken = \"rtok-1234\"\nmax_body_bytes = 65536\n\
          [[servers]]\nname = \"web1\"\nurl = \"http://127.0.0.1:{web_port}\"\nprobe_body = \"ok web1\"\nprobe_timeout_ms = 300\n\
          command_url = \"http://{waddr}/cmd\"\ncommand_token = \"wsi-token\"\nstop_signal = \"KILL\"\n\
          start = [\"{demo}\", \"--listen\", \"127.0.0.1:{web_port}\", \"--name\", \"web1\", \"--workers\", \"4\", \"--service-ms\", \"1\"]\n",
@@ -285,7 +285,7 @@ fn agent_and_manager_close_the_loop() {
         }
     };
     for chunk in records.chunks(125) {
-        let (status, body) = post(&encode_batch(chunk, FieldMask::ALL), "rtok");
+        let (status, body) = post(&encode_batch(chunk, FieldMask::ALL), "rtok-1234");
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("\"accepted\":125"), "{body}");
     }
@@ -293,12 +293,12 @@ fn agent_and_manager_close_the_loop() {
         post(&encode_batch(&records[..1], FieldMask::ALL), "wrong").0,
         401
     );
-    assert_eq!(post(b"not a batch", "rtok").0, 400);
-    assert_eq!(post(&vec![0u8; 70_000], "rtok").0, 413);
+    assert_eq!(post(b"not a batch", "rtok-1234").0, 400);
+    assert_eq!(post(&vec![0u8; 70_000], "rtok-1234").0, 413);
     let r = call(
         http()
             .post(&format!("http://127.0.0.1:{rport}/usher/records/nope"))
-            .set("authorization", "Bearer rtok"),
+            .set("authorization", "Bearer rtok-1234"),
         Some("USB1"),
     );
     assert_eq!(r.status, 404);
@@ -356,7 +356,7 @@ fn agent_and_manager_close_the_loop() {
             ..Default::default()
         })
         .collect();
-    let (status, body) = post(&encode_batch(&probes, FieldMask::ALL), "rtok");
+    let (status, body) = post(&encode_batch(&probes, FieldMask::ALL), "rtok-1234");
     assert_eq!(status, 200, "{body}");
     let count = |q: &str| {
         api(

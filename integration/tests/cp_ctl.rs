@@ -201,7 +201,7 @@ fn ctl_drives_the_control_plane() {
         "--server",
         "c",
         "--token",
-        "t0k",
+        "t0k-token",
     ]));
     let wsis = ok(cp.ctl(&["wsis"]));
     assert!(

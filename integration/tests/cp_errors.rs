@@ -118,3 +118,67 @@ fn every_route_answers_errors_in_one_json_shape() {
 
     assert_eq!(before, configured(), "refused requests changed nothing");
 }
+
+/// A known path asked with a method it does not take answers 405 with
+/// `Allow` listing exactly the methods the route index gives that path, and
+/// the JSON error body; TRACE included. An unknown path stays 404 JSON.
+/// Without the token, a wrong method is 401 like everything under /api/v1.
+#[test]
+fn wrong_methods_get_405_with_allow() {
+    let front = free_port();
+    let cp = ControlPlane::start(&config(front), &[]);
+    let index = cp.api_ok("GET", "/api/v1/", None);
+    let mut by_path: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in index["routes"].as_array().expect("routes") {
+        by_path
+            .entry(concrete(r["path"].as_str().unwrap_or("")))
+            .or_default()
+            .push(r["method"].as_str().unwrap_or("").to_string());
+    }
+    by_path.insert("/healthz".into(), vec!["GET".into()]);
+    let mut checked = 0;
+    for (path, methods) in &by_path {
+        for method in ["TRACE", "GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if methods.iter().any(|m| m == method) {
+                continue;
+            }
+            let r = http()
+                .request(method, &format!("{}{path}", cp.admin_url()))
+                .set("Authorization", &format!("Bearer {}", cp.token))
+                .call();
+            let r = match r {
+                Ok(r) => r,
+                Err(ureq::Error::Status(_, r)) => r,
+                Err(e) => panic!("{method} {path}: {e}"),
+            };
+            assert_eq!(r.status(), 405, "{method} {path}");
+            let allow = r.header("allow").unwrap_or("").to_string();
+            let mut got: Vec<&str> = allow.split(", ").collect();
+            let mut want: Vec<&str> = methods.iter().map(String::as_str).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{method} {path}: Allow {allow:?}");
+            let body = Response {
+                status: 405,
+                location: None,
+                content_type: r.header("content-type").map(str::to_string),
+                body: r.into_string().unwrap_or_default(),
+            };
+            assert_error_shape(&format!("{method} {path}"), &body, 405);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 60, "checked {checked} wrong methods");
+
+    let r = cp.api("TRACE", "/api/v1/no-such-thing", None);
+    assert_error_shape("TRACE /api/v1/no-such-thing", &r, 404);
+    let r = call(
+        http().request("TRACE", &format!("{}/api/v1/apps", cp.admin_url())),
+        None,
+    );
+    assert_error_shape("TRACE /api/v1/apps without a token", &r, 401);
+    // The agent channel without an upgrade says what it is for.
+    let r = cp.api("GET", "/api/v1/agent/channel", None);
+    assert_error_shape("GET /api/v1/agent/channel without an upgrade", &r, 400);
+    assert!(r.body.contains("upgrade"), "{}", r.body);
+}

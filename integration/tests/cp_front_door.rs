@@ -1,6 +1,6 @@
 //! The control plane's built-in front door, end to end against the real
 //! `usher control`: weighted referral split, configured-URL-only Location
-//! headers (forged Host, absolute-URI), sorry page / 503 (the built-in page
+//! headers (forged Host, absolute-URI, `//` paths kept whole), sorry page / 503 (the built-in page
 //! is the one every usher front door shows), re-enable, 307 for methods
 //! other than GET and HEAD, proxy mode and the concurrency limit.
 
@@ -92,13 +92,12 @@ fn referrals_follow_load_metrics_and_only_name_configured_urls() {
         );
     }
 
-    // A forged Host header, an absolute-URI request line and a
-    // scheme-relative path never put a foreign host into Location.
+    // A forged Host header and an absolute-URI request line never put a
+    // foreign host into Location (`//` paths: the test below).
     let cases = [
         ("GET /a?b=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n", "/a?b=1"),
         ("GET http://evil.example/steal?x=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n", "/steal?x=1"),
         ("GET http://evil.example:80/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Host: evil.example\r\n\r\n", "/"),
-        ("GET //evil.example/x HTTP/1.1\r\nHost: evil.example\r\n\r\n", "/"),
     ];
     for (req, path) in cases {
         for _ in 0..20 {
@@ -309,5 +308,41 @@ fn post_in_redirect_mode_gets_307_and_disabled_app_the_built_in_sorry_page() {
         assert_eq!(r.status, 503);
         assert_eq!(r.body, usher_core::BUILT_IN_SORRY_PAGE);
         assert!(r.content_type.unwrap_or_default().starts_with("text/html"));
+    }
+}
+
+/// The authority (`host:port`) of an absolute `http://` URL.
+fn authority(url: &str) -> &str {
+    let rest = url.strip_prefix("http://").unwrap_or("");
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
+#[test]
+fn double_slash_paths_keep_their_path_on_the_configured_host() {
+    let front = free_port();
+    let server = "http://127.0.0.1:20301";
+    let cfg = format!(
+        "[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\nmode = \"redirect\"\n\
+         [[servers]]\nname = \"a\"\napp = \"shop\"\nurl = \"{server}/\"\ncapacity = 5\n"
+    );
+    let _cp = ControlPlane::start(&cfg, &[]);
+    wait_for_port(front, Duration::from_secs(5));
+    // Each path, sent as the request line's target with a forged Host, is
+    // referred to the configured URL + the whole path and query: the `//`
+    // stays part of the path, so the host is always the configured one.
+    for path in [
+        "//x/y",
+        "//x/y?q=1&r=%2F%2Fz",
+        "//evil.example/steal?x=1",
+        "///evil.example",
+        "//evil.example:80/",
+        "/a//b",
+    ] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: evil.example\r\n\r\n");
+        let (status, loc, body) = raw_request(front, &req);
+        assert_eq!(status, 302, "{path}: {body}");
+        let loc = loc.expect("Location");
+        assert_eq!(loc, format!("{server}{path}"), "{path}");
+        assert_eq!(authority(&loc), "127.0.0.1:20301", "{path} gave {loc}");
     }
 }

@@ -1,7 +1,7 @@
 //! Admin API inputs and secrets at rest, against the real `usher control`:
 //! sorry pages and token files only from the config folder and size-capped
 //! (`/dev/zero` and a FIFO refused before any read, memory does not grow),
-//! WSI URLs loopback only, and the files that hold tokens, request lines
+//! WSI URLs loopback only, WSI tokens of at least 8 characters, and the files that hold tokens, request lines
 //! and cookies readable by their owner only.
 
 use std::os::unix::fs::PermissionsExt;
@@ -142,6 +142,35 @@ fn wsi_token_files_and_urls_are_checked() {
         Some(&wsi(local, r#""token_file":"door.token""#)),
     );
     assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[test]
+fn short_wsi_tokens_are_refused_naming_the_field() {
+    let cp = start();
+    std::fs::write(cp.dir.path().join("short.token"), "1234567\n").expect("write");
+    let wsi = |token: &str| {
+        format!(
+            r#"{{"name":"door","url":"http://127.0.0.1:8181/usher/command","role":"interceptor","app":"shop",{token}}}"#
+        )
+    };
+    let rule = "the token must be at least 8 printable characters without spaces";
+    for (token, field) in [
+        (r#""token":"x""#, "token"),
+        (r#""token":"1234567""#, "token"),
+        (r#""token":"door token 1""#, "token"),
+        (r#""token_file":"short.token""#, "token_file"),
+    ] {
+        let e = refused(&cp, "/api/v1/wsis", &wsi(token), field);
+        assert_eq!(e, format!("{field}: {rule}"), "{token}");
+    }
+    assert!(
+        cp.api_ok("GET", "/api/v1/wsis", None)
+            .as_array()
+            .is_some_and(|a| a.is_empty()),
+        "a refused WSI is not stored"
+    );
+    let r = cp.api("POST", "/api/v1/wsis", Some(&wsi(r#""token":"12345678""#)));
+    assert_eq!(r.status, 201, "8 characters are enough: {}", r.body);
 }
 
 #[test]

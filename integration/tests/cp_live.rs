@@ -31,8 +31,8 @@ fn config(front: u16, wsi_port: u16) -> String {
          [[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\n\n\
          [[servers]]\nname = \"a\"\napp = \"shop\"\nurl = \"http://127.0.0.1:20501\"\ncapacity = 5\n\
          [[servers]]\nname = \"b\"\napp = \"shop\"\nurl = \"http://127.0.0.1:20502\"\ncapacity = 5\n\n\
-         [[wsis]]\nname = \"ngx-a\"\nurl = \"http://127.0.0.1:{wsi_port}/a/command\"\ntoken = \"t-a\"\nrole = \"server\"\napp = \"shop\"\nserver = \"a\"\n\
-         [[wsis]]\nname = \"door\"\nurl = \"http://127.0.0.1:{wsi_port}/door/command\"\ntoken = \"t-door\"\nrole = \"interceptor\"\napp = \"shop\"\n"
+         [[wsis]]\nname = \"ngx-a\"\nurl = \"http://127.0.0.1:{wsi_port}/a/command\"\ntoken = \"t-a-token\"\nrole = \"server\"\napp = \"shop\"\nserver = \"a\"\n\
+         [[wsis]]\nname = \"door\"\nurl = \"http://127.0.0.1:{wsi_port}/door/command\"\ntoken = \"t-door-token\"\nrole = \"interceptor\"\napp = \"shop\"\n"
     )
 }
 

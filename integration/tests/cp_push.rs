@@ -17,12 +17,12 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
          [[wsis]]\nname = \"ngx-a\"\nurl = \"http://127.0.0.1:{port}/a/command\"\nrole = \"server\"\napp = \"shop\"\nserver = \"a\"\ntoken_file = \"a.token\"\n\
          [[wsis]]\nname = \"door\"\nurl = \"http://127.0.0.1:{port}/door/command\"\nrole = \"interceptor\"\napp = \"shop\"\ntoken = \"door-token\"\n"
     );
-    let cp = ControlPlane::start(&cfg, &[("a.token", "a-token\n")]);
+    let cp = ControlPlane::start(&cfg, &[("a.token", "a-token-1\n")]);
     let t0 = Instant::now();
     let first_a = rx
         .wait_for("/a/command", t0, Duration::from_secs(3), |_| true)
         .expect("first push to ngx-a");
-    assert_eq!(first_a.auth, "Bearer a-token");
+    assert_eq!(first_a.auth, "Bearer a-token-1");
     assert_eq!(first_a.body["type"], "snapshot");
     let orders = &first_a.body["snapshot"]["orders"];
     assert!(orders["redirect"].is_null(), "{orders}");
@@ -150,14 +150,14 @@ fn changes_reach_wsis_within_a_second_with_token_and_rising_versions() {
         "--server",
         "b",
         "--token",
-        "b-token",
+        "b-token-1",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let got = rx
         .wait_for("/b/command", t, Duration::from_secs(3), |_| true)
         .expect("push to new WSI");
     assert!(got.at - t < Duration::from_secs(1), "took {:?}", got.at - t);
-    assert_eq!(got.auth, "Bearer b-token");
+    assert_eq!(got.auth, "Bearer b-token-1");
 
     // Versions rise strictly on every endpoint, and the status is shown.
     for path in ["/a/command", "/door/command", "/b/command"] {
@@ -187,7 +187,7 @@ fn an_unreachable_wsi_is_logged_and_blocks_nothing() {
     let cfg = format!(
         "[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\n\
          [[servers]]\nname = \"a\"\napp = \"shop\"\nurl = \"http://127.0.0.1:20501\"\ncapacity = 5\n\
-         [[wsis]]\nname = \"gone\"\nurl = \"http://127.0.0.1:{dead}/usher/command\"\nrole = \"interceptor\"\napp = \"shop\"\ntoken = \"t\"\n"
+         [[wsis]]\nname = \"gone\"\nurl = \"http://127.0.0.1:{dead}/usher/command\"\nrole = \"interceptor\"\napp = \"shop\"\ntoken = \"gone-token\"\n"
     );
     let cp = ControlPlane::start(&cfg, &[]);
     // The API and the front door keep answering.

@@ -1,6 +1,7 @@
 //! Envoy + usher filter: a bad plugin configuration is refused (by
 //! `envoy --mode validate` and at start), with a log line naming the field;
-//! the command endpoint speaks the WSI protocol (token, 400 naming the
+//! an `agent_cluster` Envoy does not define is named in an error at the
+//! first send; the command endpoint speaks the WSI protocol (token, 400 naming the
 //! field, 409 for a stale version, echo, counters).
 
 use std::time::{Duration, Instant};
@@ -38,6 +39,20 @@ fn bad_plugin_configs_are_refused_naming_the_field() {
             "stateful[0]",
         ),
         (json!({"role": "janitor", "app": "shop"}), "role"),
+        // The nginx module's token rule, in its words.
+        (
+            json!({"role": "command", "command_token": "ab"}),
+            "command_token: the token must be at least 8 printable characters without spaces",
+        ),
+        (
+            json!({"role": "server", "app": "shop", "agent_cluster": "usher_agent", "agent_token": "short"}),
+            "agent_token: the token must be at least 8",
+        ),
+        // The 64 KiB sorry-page cap of every usher host.
+        (
+            json!({"role": "interceptor", "app": "shop", "sorry_page": "x".repeat(70_000)}),
+            "sorry_page: is larger than 64 KiB",
+        ),
     ];
     for (plugin, field) in cases {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -68,6 +83,47 @@ fn bad_plugin_configs_are_refused_naming_the_field() {
     };
     let status = status.expect("envoy kept running with a bad plugin config");
     assert!(!status.success(), "envoy exited 0 with a bad plugin config");
+}
+
+#[test]
+fn an_unknown_agent_cluster_is_named_at_the_first_send() {
+    // Envoy validates the plugin JSON as an opaque string, and the filter
+    // has no call to look a cluster up, so the config starts; the first
+    // record batch then names the key in an error, and requests still pass.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = demo_app(dir.path(), "a");
+    let mut s = spec(
+        json!({"role": "server", "app": "shop", "record": ["status"],
+        "agent_cluster": "usher_agnet", "agent_token": AGENT_TOKEN}),
+    );
+    s.app_ports = vec![app.port];
+    let envoy = start_envoy(dir.path(), &s);
+    let r = call(http().get(&envoy.url("/")), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let said = "agent_cluster \"usher_agnet\": Envoy has no cluster of that name";
+    let start = Instant::now();
+    while !envoy.log_text().contains(said) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no error naming agent_cluster in the log: {}",
+            envoy.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = envoy
+        .log_text()
+        .lines()
+        .find(|l| l.contains(said))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(line.contains("[error]"), "logged as an error: {line}");
+    // Told once per worker (2), not once per batch.
+    for _ in 0..150 {
+        assert_eq!(call(http().get(&envoy.url("/")), None).status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(1_500));
+    let told = envoy.log_text().matches(said).count();
+    assert!((1..=3).contains(&told), "told {told} times");
 }
 
 #[test]

@@ -85,26 +85,15 @@ unsafe fn handle(r: *mut ngx_http_request_t) -> ngx_int_t {
     }
 }
 
-/// Checks `Authorization: Bearer <token>` (compared in constant time).
+/// Checks `Authorization: Bearer <token>` (compared in constant time by
+/// `usher_core::token`, as every usher host does).
 ///
 /// # Safety
 /// `r` must be a valid request.
 unsafe fn authorized(r: *mut ngx_http_request_t, token: &str) -> bool {
     // SAFETY: the caller's contract.
-    let Some(value) = (unsafe { net::header((*r).headers_in.authorization) }) else {
-        return false;
-    };
-    let Some(given) = value.strip_prefix(b"Bearer ") else {
-        return false;
-    };
-    let want = token.as_bytes();
-    !want.is_empty()
-        && given.len() == want.len()
-        && given
-            .iter()
-            .zip(want)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    let value = unsafe { net::header((*r).headers_in.authorization) };
+    usher_core::token::bearer_matches(value, token.as_bytes())
 }
 
 /// Called by nginx once the whole body is read.

@@ -310,11 +310,10 @@ directive!(set_command, LocConf, |cf, c, name, _args| {
     Ok(())
 });
 
+/// The token rule every usher host keeps (`usher_core::token`).
 fn check_token(name: &str, token: &str) -> Result<(), String> {
-    if token.len() < 8 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "\"{name}\": the token must be at least 8 printable characters without spaces"
-        ));
+    if !usher_core::token::token_is_acceptable(token) {
+        return Err(format!("\"{name}\": {}", usher_core::token::TOKEN_RULE));
     }
     Ok(())
 }
@@ -453,8 +452,11 @@ directive!(set_sorry_page, LocConf, |cf, c, name, args| {
     let path = unsafe { full_path(cf, &args[0]) };
     let body = std::fs::read_to_string(&path)
         .map_err(|e| format!("\"{name}\": cannot read \"{path}\": {e}"))?;
-    if body.len() > 64 * 1024 {
-        return Err(format!("\"{name}\": \"{path}\" is larger than 64 KiB"));
+    if body.len() > usher_core::MAX_SORRY_PAGE_BYTES {
+        return Err(format!(
+            "\"{name}\": \"{path}\" is larger than {} KiB",
+            usher_core::MAX_SORRY_PAGE_BYTES / 1024
+        ));
     }
     c.sorry_page = Some(body);
     Ok(())

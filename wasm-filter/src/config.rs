@@ -6,7 +6,8 @@
 
 use serde::Deserialize;
 use usher_core::model::{validate_base_url, validate_capacity, validate_name, ModelError};
-use usher_core::{AppMode, FieldMask, RedirectRules};
+use usher_core::token::{token_is_acceptable, TOKEN_RULE};
+use usher_core::{AppMode, FieldMask, RedirectRules, MAX_SORRY_PAGE_BYTES};
 
 /// What this filter instance does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -66,10 +67,12 @@ pub struct PluginConfig {
     /// `:authority` of the batch requests (default: the cluster name).
     #[serde(default)]
     pub agent_authority: Option<String>,
-    /// Bearer token sent with every batch.
+    /// Bearer token sent with every batch (at least 8 printable characters,
+    /// as the agent's receiver requires).
     #[serde(default)]
     pub agent_token: Option<String>,
-    /// Bearer token the command endpoint requires (command role).
+    /// Bearer token the command endpoint requires (command role): at least
+    /// 8 printable characters without spaces, the nginx module's rule.
     #[serde(default)]
     pub command_token: Option<String>,
     /// Path of the command endpoint (command role).
@@ -96,7 +99,8 @@ pub struct PluginConfig {
     /// Load-metric bump per pick for the static servers (interceptor).
     #[serde(default)]
     pub epsilon: f64,
-    /// HTML of the sorry page (interceptor); a built-in page otherwise.
+    /// HTML of the sorry page (interceptor), at most 64 KiB (the cap of every
+    /// usher host); a built-in page otherwise.
     #[serde(default)]
     pub sorry_page: Option<String>,
     /// Request header the cluster's `override_host` policy reads (proxy mode).
@@ -152,6 +156,20 @@ pub struct AgentTarget {
     pub token: Option<String>,
 }
 
+impl AgentTarget {
+    /// What the log says when Envoy refuses a batch dispatch with
+    /// `BadArgument`: the filter's headers are fixed and well formed, so it
+    /// means Envoy has no cluster named `agent_cluster`. The proxy-wasm ABI
+    /// has no call to look a cluster up, so `on_configure` cannot refuse the
+    /// name; the first send is the earliest point it shows.
+    pub fn unknown_cluster_error(&self) -> String {
+        format!(
+            "agent_cluster \"{}\": Envoy has no cluster of that name (the record batch dispatch was refused); records are dropped and counted until the Envoy config defines it",
+            self.cluster
+        )
+    }
+}
+
 /// Parses and checks the plugin configuration; the error names the field.
 pub fn parse(bytes: &[u8]) -> Result<Settings, String> {
     let cfg: PluginConfig =
@@ -165,6 +183,16 @@ impl PluginConfig {
     pub fn check(self) -> Result<Settings, ModelError> {
         fn bad(field: impl Into<String>, problem: impl Into<String>) -> ModelError {
             ModelError::invalid(field, problem)
+        }
+        // Tokens keep the rule of every usher host (the nginx module's
+        // `usher_command_token` one): at least 8 printable characters.
+        for (field, token) in [
+            ("command_token", &self.command_token),
+            ("agent_token", &self.agent_token),
+        ] {
+            if token.as_deref().is_some_and(|t| !token_is_acceptable(t)) {
+                return Err(bad(field, TOKEN_RULE));
+            }
         }
         let app = match (&self.app, self.role) {
             (Some(a), _) => {
@@ -230,6 +258,19 @@ impl PluginConfig {
                     "proxy mode needs an IP:port host",
                 ));
             }
+        }
+        if self
+            .sorry_page
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_SORRY_PAGE_BYTES)
+        {
+            return Err(bad(
+                "sorry_page",
+                format!(
+                    "is larger than {} KiB (the cap of every usher host)",
+                    MAX_SORRY_PAGE_BYTES / 1024
+                ),
+            ));
         }
         if !self.epsilon.is_finite() || self.epsilon < 0.0 {
             return Err(bad("epsilon", "must be a finite number >= 0"));
@@ -298,6 +339,10 @@ mod tests {
             (br#"{"role":"server","app":"shop","record":["status"]}"#, "agent_cluster"),
             (br#"{"role":"server","app":"shop","stateful":["cart"]}"#, "stateful[0]"),
             (br#"{"role":"command"}"#, "command_token"),
+            (br#"{"role":"command","command_token":"xy"}"#, "command_token: the token must be at least 8"),
+            (br#"{"role":"command","command_token":"1234567"}"#, "command_token"),
+            (br#"{"role":"command","command_token":"with space"}"#, "command_token"),
+            (br#"{"role":"server","app":"a","agent_cluster":"c","agent_token":"ab"}"#, "agent_token"),
             (br#"{"role":"interceptor","app":"a","servers":[{"name":"x","url":"ftp://x","capacity":1}]}"#, "servers[0].url"),
             (br#"{"role":"interceptor","app":"a","servers":[{"name":"x","url":"http://a:1","capacity":11}]}"#, "servers[0].capacity"),
             (b"{", "plugin configuration"),
@@ -306,6 +351,34 @@ mod tests {
             let e = parse(json).expect_err("must be refused");
             assert!(e.contains(field), "{e} should name {field}");
         }
+    }
+
+    #[test]
+    fn tokens_and_sorry_pages_at_their_limits() {
+        let cmd = parse(br#"{"role":"command","command_token":"12345678"}"#).expect("8 characters");
+        assert_eq!(cmd.command_token, "12345678");
+        let page = |n: usize| {
+            serde_json::json!({"role": "interceptor", "app": "a", "sorry_page": "x".repeat(n)})
+                .to_string()
+        };
+        let at_cap = parse(page(MAX_SORRY_PAGE_BYTES).as_bytes()).expect("64 KiB is allowed");
+        assert_eq!(
+            at_cap.sorry_page.map(|p| p.len()),
+            Some(MAX_SORRY_PAGE_BYTES)
+        );
+        let e = parse(page(70_000).as_bytes()).expect_err("70 KB refused");
+        assert!(e.contains("sorry_page: is larger than 64 KiB"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_cluster_is_named_with_its_key() {
+        let s = parse(br#"{"role":"server","app":"shop","agent_cluster":"usher_agnet"}"#)
+            .expect("valid: Envoy's clusters are not known at configure");
+        let m = s.agent.expect("agent").unknown_cluster_error();
+        assert!(
+            m.starts_with("agent_cluster \"usher_agnet\": Envoy has no cluster of that name"),
+            "{m}"
+        );
     }
 
     #[test]

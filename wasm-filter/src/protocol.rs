@@ -62,13 +62,10 @@ pub struct Counters {
     pub redirects: u64,
 }
 
-/// True when `header` is `Bearer <token>` (compared in constant time).
+/// True when `header` is `Bearer <token>` (compared in constant time by
+/// `usher_core::token`, as every usher host does).
 pub fn bearer_ok(header: Option<&str>, token: &str) -> bool {
-    let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    usher_core::token::bearer_matches(header.map(str::as_bytes), token.as_bytes())
 }
 
 /// Parses a command body; a bad one gives the 400/413 reply naming the field.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use log::{error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
+use proxy_wasm::types::{ContextType, Status};
 
 use crate::command::CommandCtx;
 use crate::config::{self, Role};
@@ -35,6 +35,8 @@ pub struct Root {
     tick_ms: u64,
     since_snapshot_ms: u64,
     agent_failing: bool,
+    /// The unknown-`agent_cluster` error was logged (once per worker).
+    told_no_cluster: bool,
 }
 
 /// Creates the root context (registered in `main!`).
@@ -46,6 +48,7 @@ pub fn new_root(context_id: u32) -> Box<dyn RootContext> {
         tick_ms: 0,
         since_snapshot_ms: 0,
         agent_failing: false,
+        told_no_cluster: false,
     })
 }
 
@@ -82,7 +85,13 @@ impl Root {
                 Ok(token) => w.records.sent(token, n),
                 Err(e) => {
                     w.records.failed_to_send(n);
-                    if !self.agent_failing {
+                    if e == Status::BadArgument && !self.told_no_cluster {
+                        // Said once per worker, as an error: it is a config
+                        // mistake, and it does not heal by itself.
+                        error!("{}", agent.unknown_cluster_error());
+                        self.told_no_cluster = true;
+                        self.agent_failing = true;
+                    } else if !self.agent_failing {
                         warn!("cannot send records to cluster {}: {e:?}", agent.cluster);
                         self.agent_failing = true;
                     }

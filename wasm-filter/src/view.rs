@@ -315,7 +315,8 @@ mod tests {
         );
         assert_eq!(
             door.decide(0.0, 0.3, "//evil/x", None),
-            Decision::Redirect("http://127.0.0.1:81/".into())
+            Decision::Redirect("http://127.0.0.1:81//evil/x".into()),
+            "a `//` path stays a path on the configured host"
         );
     }
 }

@@ -134,7 +134,7 @@ mod tests {
 
     fn cfg() -> AgentConfig {
         AgentConfig::parse(
-            "data_dir = \"/tmp\"\ncontrol_url = \"ws://x\"\ntoken = \"t\"\n[[servers]]\nname = \"s\"\nurl = \"http://127.0.0.1:1\"\nstart = [\"sleep\", \"30\"]\n",
+            "data_dir = \"/tmp\"\ncontrol_url = \"ws://127.0.0.1:9\"\ntoken = \"test-token\"\n[[servers]]\nname = \"s\"\nurl = \"http://127.0.0.1:1\"\nstart = [\"sleep\", \"30\"]\n",
         )
         .expect("cfg")
     }

@@ -4,6 +4,7 @@
 //!
 //! - [`rings`]: a thread drains the nginx rings into the record sink and
 //!   hands full batches to the outbox, pausing while too many wait;
+//!   [`ring_state`] keeps its drop marks across restarts;
 //! - [`probes`]: probes every server each `probe_interval_ms`, raises
 //!   failure and recovery events;
 //! - [`reports`]: every `interval_ms` a report (aggregates, probe state, host
@@ -15,6 +16,7 @@ pub mod commands;
 pub mod probes;
 pub mod relay;
 pub mod reports;
+pub mod ring_state;
 pub mod rings;
 
 use std::sync::Arc;

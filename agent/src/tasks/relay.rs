@@ -71,7 +71,7 @@ mod tests {
 
     fn server(extra: &str) -> ServerConfig {
         let text = format!(
-            "data_dir = \"/tmp\"\ncontrol_url = \"ws://x\"\ntoken = \"t\"\n[[servers]]\nname = \"web1\"\nurl = \"http://127.0.0.1:1\"\n{extra}"
+            "data_dir = \"/tmp\"\ncontrol_url = \"ws://127.0.0.1:9\"\ntoken = \"test-token\"\n[[servers]]\nname = \"web1\"\nurl = \"http://127.0.0.1:1\"\n{extra}"
         );
         crate::config::AgentConfig::parse(&text)
             .expect("cfg")
@@ -85,12 +85,13 @@ mod tests {
 
     #[test]
     fn posts_json_with_the_token() {
-        let s =
-            server("command_url = \"http://127.0.0.1:9/usher/command\"\ncommand_token = \"wsi\"\n");
+        let s = server(
+            "command_url = \"http://127.0.0.1:9/usher/command\"\ncommand_token = \"wsi-token\"\n",
+        );
         let req = request(&s, &cmd()).expect("request");
         assert_eq!(req.method(), hyper::Method::POST);
         assert_eq!(req.uri(), "http://127.0.0.1:9/usher/command");
-        assert_eq!(req.headers()["authorization"], "Bearer wsi");
+        assert_eq!(req.headers()["authorization"], "Bearer wsi-token");
         assert_eq!(req.headers()["content-type"], "application/json");
         let err = request(&server(""), &cmd()).expect_err("no url");
         assert!(err.contains("no command_url"), "{err}");

@@ -13,6 +13,10 @@ pub struct CtlArgs {
     /// USHER_TOKEN environment variable.
     #[arg(long)]
     pub(super) token_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the control plane's certificate, for
+    /// an https:// URL (default: the Mozilla roots compiled in).
+    #[arg(long, env = "USHER_CA_FILE")]
+    pub(super) ca_file: Option<PathBuf>,
     /// Print the API's JSON answer instead of a table.
     #[arg(long, global = true)]
     pub(super) json: bool,
@@ -37,13 +41,16 @@ pub(super) enum What {
     /// Change a web server interface.
     #[command(subcommand)]
     Wsi(WsiCmd),
+    /// Issue or revoke an agent's own token.
+    #[command(subcommand)]
+    Agent(AgentCmd),
     /// Hosts the agents run on (latest facts).
     Hosts {
         #[command(flatten)]
         limit: Limit,
     },
-    /// Registered agents, whether connected, when last heard, and their
-    /// servers' status.
+    /// Agents: state (connected, silent, gone, never), own or shared
+    /// token and bound servers, when last heard, their servers' status.
     Agents {
         #[command(flatten)]
         limit: Limit,
@@ -214,4 +221,20 @@ pub(super) enum WsiCmd {
     },
     /// Remove a web server interface.
     Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AgentCmd {
+    /// Add an agent with its own token, bound to the servers it may report
+    /// on; prints the new token once (usher.db keeps only its hash).
+    Add {
+        id: String,
+        /// The servers it may report on, comma-separated: a,b.
+        #[arg(long, value_delimiter = ',', required = true)]
+        servers: Vec<String>,
+    },
+    /// Revoke an agent's own token (a connected agent is disconnected) and
+    /// remove it from the list; also removes a gone agent on the shared
+    /// token.
+    Remove { id: String },
 }

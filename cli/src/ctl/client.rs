@@ -1,7 +1,10 @@
 //! The admin API client `usher ctl` uses, and its clear errors.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls_023 as rustls;
 use serde_json::Value;
 
 /// Why a call failed, worded for the operator.
@@ -65,11 +68,51 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client that trusts the compiled-in Mozilla roots for https.
     pub fn new(base: &str, token: String) -> Client {
+        Client::with_builder(base, token, ureq::AgentBuilder::new())
+    }
+
+    /// A client that trusts only the CAs in `ca_file` (PEM) for https;
+    /// without one, as [`Client::new`].
+    pub fn with_ca_file(
+        base: &str,
+        token: String,
+        ca_file: Option<&Path>,
+    ) -> Result<Client, CtlError> {
+        let Some(path) = ca_file else {
+            return Ok(Client::new(base, token));
+        };
+        let bad = |e: String| CtlError::Local(format!("--ca-file: {e}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in usher_agent::tls::read_ca_certs(path).map_err(|e| bad(e.to_string()))? {
+            roots.add(cert).map_err(|e| {
+                bad(format!(
+                    "{}: not a usable CA certificate: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        // ring, named: the one provider compiled in (as in the agent and
+        // the control plane).
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Client::with_builder(
+            base,
+            token,
+            ureq::AgentBuilder::new().tls_config(Arc::new(tls)),
+        ))
+    }
+
+    fn with_builder(base: &str, token: String, builder: ureq::AgentBuilder) -> Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             token,
-            agent: ureq::AgentBuilder::new()
+            agent: builder
                 .redirects(0)
                 .timeout(Duration::from_secs(15))
                 .build(),

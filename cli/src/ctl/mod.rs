@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use serde_json::{json, Value};
 
 pub use args::CtlArgs;
-use args::{AppCmd, ServerCmd, What, WsiCmd};
+use args::{AgentCmd, AppCmd, ServerCmd, What, WsiCmd};
 use client::{Client, CtlError};
 use parse::{now, pin_secs, query, seg, since_us};
 use token::token;
@@ -34,7 +34,7 @@ enum Show {
 }
 
 fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
-    let c = Client::new(&args.url, token(args)?);
+    let c = Client::with_ca_file(&args.url, token(args)?, args.ca_file.as_deref())?;
     Ok(match &args.what {
         What::Apps => (c.call("GET", "/apps", None)?, Show::Apps),
         What::Servers => (c.call("GET", "/servers", None)?, Show::Servers),
@@ -230,6 +230,32 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
                 c.call("DELETE", &format!("/servers/{}", seg(name)), None)?,
                 Show::Line(format!("server {name} removed")),
             ),
+        },
+        What::Agent(cmd) => match cmd {
+            AgentCmd::Add { id, servers } => {
+                let v = c.call(
+                    "POST",
+                    "/agents",
+                    Some(&json!({"id": id, "servers": servers})),
+                )?;
+                let token = v.get("token").and_then(Value::as_str).unwrap_or("?");
+                let line = format!(
+                    "agent {id} added, bound to {}\ntoken (shown only now; put it in the agent's token_file):\n{token}",
+                    servers.join(", ")
+                );
+                (v, Show::Line(line))
+            }
+            AgentCmd::Remove { id } => {
+                let v = c.call("DELETE", &format!("/agents/{}", seg(id)), None)?;
+                let mut line = format!("agent {id} removed");
+                if v.get("revoked").and_then(Value::as_bool) == Some(true) {
+                    line.push_str("; its token is revoked");
+                }
+                if v.get("disconnected").and_then(Value::as_bool) == Some(true) {
+                    line.push_str("; it was disconnected");
+                }
+                (v, Show::Line(line))
+            }
         },
         What::Wsi(cmd) => match cmd {
             WsiCmd::Add {

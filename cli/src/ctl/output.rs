@@ -311,10 +311,28 @@ pub fn agents(v: &Value) -> String {
                 })
                 .collect()
         };
+        // `state` (connected, silent, gone, never) from a control plane
+        // that lists it; else whether connected.
+        let state = match a.get("state").and_then(Value::as_str) {
+            Some(st) => st.to_string(),
+            None => s(&a, "connected"),
+        };
+        let token = match a.get("bound_servers").and_then(Value::as_array) {
+            Some(bound) => format!(
+                "own: {}",
+                bound
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => "shared".into(),
+        };
         rows.push(vec![
             s(&a, "agent_id"),
             s(&a, "host_name"),
-            s(&a, "connected"),
+            state,
+            token,
             a.get("last_heard_age_secs")
                 .and_then(Value::as_f64)
                 .map(|secs| format!("{} ago", age(secs)))
@@ -327,7 +345,8 @@ pub fn agents(v: &Value) -> String {
         &[
             "AGENT",
             "HOST",
-            "CONNECTED",
+            "STATE",
+            "TOKEN (BOUND SERVERS)",
             "LAST HEARD",
             "LAST HELLO (UTC)",
             "SERVERS",
@@ -531,6 +550,7 @@ mod tests {
         let v = serde_json::json!([
             {"agent_id": "agent-1", "host_name": "h", "connected": true,
              "last_seen_us": 1_790_000_000_123_456i64, "last_heard_age_secs": 0.42,
+             "state": "connected", "bound_servers": ["a", "z"],
              "status": [{"server": "a", "failed": false, "dynamic_load": 7000}]},
             {"agent_id": "agent-2", "host_name": "h2", "connected": false,
              "last_seen_us": 1_790_000_000_123_456i64, "last_heard_age_secs": null,
@@ -544,13 +564,14 @@ mod tests {
             [
                 "agent-1",
                 "h",
-                "yes",
+                "connected",
+                "own: a, z",
                 "0.4s ago",
                 "2026-09-21 14:13:20.123",
                 "a: load 7000"
             ]
         );
-        assert_eq!(line(&text, "agent-2")[3], "-");
+        assert_eq!(line(&text, "agent-2")[2..5], ["no", "shared", "-"]);
     }
 
     #[test]

@@ -73,6 +73,21 @@ fn json_error(status: StatusCode, error: String, field: Option<String>) -> Respo
     warp::reply::with_status(warp::reply::json(&ErrorBody { error, field }), status).into_response()
 }
 
+/// `405` for a method a known path does not take, with the `Allow` header
+/// RFC 9110 requires, listing the methods it does take.
+pub fn method_not_allowed(method: &str, path: &str, allow: &[&str]) -> Response {
+    let allow = allow.join(", ");
+    let mut r = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{path} does not take {method}; it takes {allow}"),
+        None,
+    );
+    if let Ok(v) = warp::http::HeaderValue::from_str(&allow) {
+        r.headers_mut().insert(warp::http::header::ALLOW, v);
+    }
+    r
+}
+
 impl From<ModelError> for ApiError {
     fn from(e: ModelError) -> Self {
         match e {

@@ -44,12 +44,47 @@ pub const ROUTES: &[RouteInfo] = &[
     r("POST", "/api/v1/wsis", "register a web server interface"),
     r("DELETE", "/api/v1/wsis/{name}", "remove a web server interface"),
     r("GET", "/api/v1/hosts", "hosts the agents run on (latest facts)"),
-    r("GET", "/api/v1/agents", "registered agents, whether connected, when last heard"),
+    r("GET", "/api/v1/agents", "agents: state (connected, silent, gone, never), bound servers, when last heard"),
+    r("POST", "/api/v1/agents", "add an agent with its own token, bound to servers: {\"id\": id, \"servers\": [names]} (the token is answered once)"),
+    r("DELETE", "/api/v1/agents/{id}", "revoke an agent's own token (disconnects it) and remove it from the list"),
     r("GET", "/api/v1/metrics", "metric samples; ?component= &metric= &from_us= &to_us= &limit="),
     r("GET", "/api/v1/events", "events; ?component= &type= &from_us= &to_us= &limit="),
     r("GET", "/api/v1/requests", "the request log without agent probes; ?probes=true &server= &status= &path= &from_us= &to_us= &limit="),
     r("GET", "/api/v1/agent/channel", "the agents' WebSocket (agent token, not the admin token)"),
 ];
+
+/// The methods a path takes, from [`ROUTES`] (plus `GET /healthz`), in
+/// the order listed; `None` when no route has that path. A `{...}`
+/// segment in a route matches any one non-empty segment; one trailing `/` is ignored,
+/// as warp's path matching ignores it.
+pub fn allowed_methods(path: &str) -> Option<Vec<&'static str>> {
+    let segments = |p: &str| -> Vec<String> {
+        let p = p.strip_prefix('/').unwrap_or(p);
+        let p = p.strip_suffix('/').unwrap_or(p);
+        p.split('/').map(str::to_string).collect()
+    };
+    let asked = segments(path);
+    let matches = |route: &str| {
+        let want = segments(route);
+        want.len() == asked.len()
+            && want.iter().zip(&asked).all(|(w, a)| {
+                if w.starts_with('{') {
+                    !a.is_empty()
+                } else {
+                    w == a
+                }
+            })
+    };
+    let mut methods: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|r| matches(r.path))
+        .map(|r| r.method)
+        .collect();
+    if matches("/healthz") {
+        methods.push("GET");
+    }
+    (!methods.is_empty()).then_some(methods)
+}
 
 #[derive(Serialize)]
 struct Index {
@@ -85,6 +120,28 @@ mod tests {
         }
         for want in ["/api/v1/servers", "/api/v1/events", "/api/v1/requests"] {
             assert!(ROUTES.iter().any(|r| r.path == want), "{want}");
+        }
+    }
+
+    #[test]
+    fn allowed_methods_follow_the_index() {
+        assert_eq!(allowed_methods("/api/v1/apps"), Some(vec!["GET", "POST"]));
+        assert_eq!(allowed_methods("/api/v1/apps/"), Some(vec!["GET", "POST"]));
+        assert_eq!(
+            allowed_methods("/api/v1/servers/a/load"),
+            Some(vec!["PUT", "DELETE"])
+        );
+        assert_eq!(allowed_methods("/api/v1"), Some(vec!["GET"]));
+        assert_eq!(allowed_methods("/api/v1/"), Some(vec!["GET"]));
+        assert_eq!(allowed_methods("/healthz"), Some(vec!["GET"]));
+        for unknown in [
+            "/",
+            "/api",
+            "/api/v1/nope",
+            "/api/v1/servers//load",
+            "/api/v1/apps/a/b",
+        ] {
+            assert_eq!(allowed_methods(unknown), None, "{unknown}");
         }
     }
 }

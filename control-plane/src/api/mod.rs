@@ -1,6 +1,7 @@
 //! The admin API under `/api/v1/` (JSON, bearer token), plus `/healthz`.
 //! Described for users in docs/admin-api.md and docs/openapi.yaml.
 
+pub mod agents;
 mod errors;
 mod handlers;
 mod index;

@@ -4,7 +4,7 @@
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::errors::{recover, reply, ApiError, MAX_BODY_BYTES};
+use super::errors::{method_not_allowed, recover, reply, ApiError, MAX_BODY_BYTES};
 use super::handlers as h;
 use crate::state::AppState;
 use crate::token::bearer_matches;
@@ -32,6 +32,44 @@ fn auth(st: AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
 
 fn body() -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
     warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes())
+}
+
+/// A known path asked with a method it does not take: `405` with `Allow`
+/// (the methods from the route index). Under `/api` only with the admin
+/// token, so a caller without it still gets `401` and learns nothing. Any
+/// other request passes on as "not found", which loses to every other
+/// rejection (401, 411, 413, ...), so this only decides what would have
+/// been a bare 404 or 405.
+fn wrong_method(st: AppState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path::full()
+        .and(warp::method())
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(
+            move |path: warp::path::FullPath, method: warp::http::Method, auth: Option<String>| {
+                let path = path.as_str().to_string();
+                let allowed = super::index::allowed_methods(&path).filter(|allow| {
+                    !allow.contains(&method.as_str())
+                        && (!path.starts_with("/api") || bearer_matches(auth.as_deref(), &st.token))
+                });
+                async move {
+                    match allowed {
+                        Some(allow) => Ok(method_not_allowed(method.as_str(), &path, &allow)),
+                        None => Err(warp::reject::not_found()),
+                    }
+                }
+            },
+        )
+}
+
+/// `GET /api/v1/agent/channel` that is not a WebSocket upgrade (the
+/// upgrade itself is answered by `crate::manager::channel_route`, which
+/// comes first): say what the route is for instead of "no such route".
+async fn channel_without_upgrade() -> Result<Response, ApiError> {
+    Err(ApiError::bad(
+        "upgrade",
+        "upgrade: /api/v1/agent/channel is the agents' WebSocket: send a WebSocket \
+         upgrade with the agent token (<data_dir>/agent.token)",
+    ))
 }
 
 /// Every route of the admin API, errors included.
@@ -137,8 +175,26 @@ pub fn routes(
             .then(h::remove_wsi))
         .unify();
 
+    // `GET /agents` is a log route (`super::log`); these change the store.
+    let agents = warp::path!("agents")
+        .and(warp::post())
+        .and(s())
+        .and(body())
+        .then(super::agents::add_agent)
+        .or(warp::path!("agents" / String)
+            .and(warp::delete())
+            .and(s())
+            .then(super::agents::remove_agent))
+        .unify();
+
     // `/api/v1/` and `/api/v1` (warp's path end matches both).
-    let index = warp::path::end().and(warp::get()).then(super::index::index);
+    let index = warp::path::end()
+        .and(warp::get())
+        .then(super::index::index)
+        .or(warp::path!("agent" / "channel")
+            .and(warp::get())
+            .then(channel_without_upgrade))
+        .unify();
 
     let api = warp::path("api")
         .and(warp::path("v1"))
@@ -148,6 +204,8 @@ pub fn routes(
                 .unify()
                 .or(wsis)
                 .unify()
+                .or(agents)
+                .unify()
                 .or(super::log::areas(st.manager.clone()))
                 .unify()
                 .or(index)
@@ -155,5 +213,11 @@ pub fn routes(
         )
         .map(reply);
 
-    healthz.or(api).unify().recover(recover).unify()
+    healthz
+        .or(api)
+        .unify()
+        .or(wrong_method(st))
+        .unify()
+        .recover(recover)
+        .unify()
 }

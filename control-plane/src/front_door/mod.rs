@@ -16,6 +16,7 @@ mod sorry;
 pub use config::FrontDoorConfig;
 pub use door::{mono_now, Decision, Door, DoorEvent};
 pub use health::{SERVER_EJECTED, SERVER_RETURNED};
+pub use proxy::Proxy;
 pub use sorry::BUILT_IN_SORRY_PAGE;
 
 use std::collections::HashMap;
@@ -114,6 +115,21 @@ impl FrontDoors {
         Ok(applied_rx)
     }
 
+    /// No embedded front doors (`[control] serve_front_doors = false`: `usher
+    /// door` processes serve the apps): the returned receiver follows the
+    /// fleet's generation at once, so API answers do not wait for doors.
+    pub fn none(store: &Store) -> watch::Receiver<u64> {
+        let mut rx = store.subscribe();
+        let (applied, applied_rx) = watch::channel(rx.borrow_and_update().generation);
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let generation = rx.borrow_and_update().generation;
+                applied.send_replace(generation);
+            }
+        });
+        applied_rx
+    }
+
     /// Starts, stops and updates listeners to match `fleet`.
     fn reconcile(&mut self, fleet: &Fleet, live: &Live) -> Vec<ListenError> {
         let now = now_unix();
@@ -157,10 +173,10 @@ impl FrontDoors {
 
 /// Binds `addr` and serves the door there until the returned sender fires
 /// or is dropped.
-fn serve(
+pub fn serve(
     addr: SocketAddr,
     door: Arc<Door>,
-    proxy: proxy::Proxy,
+    proxy: Proxy,
 ) -> std::io::Result<oneshot::Sender<()>> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;

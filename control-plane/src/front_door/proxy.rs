@@ -3,7 +3,10 @@
 //! the answer head is bounded (`[front_door] upstream_timeout_ms`, connect
 //! included: then 504), and every outcome is booked with the door's
 //! passive health. A GET or HEAD without a body whose connection failed
-//! (nothing was sent) is tried once more on another server.
+//! (nothing was sent) is tried once more on another server; one whose
+//! kept-alive connection the server closed before answering (as nginx does
+//! to idle connections when it reloads) is tried once more on the same
+//! server, and books nothing against it unless that fails too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,6 +96,10 @@ enum Failed {
     Target(String),
     /// The server's: booked with the door's passive health.
     Server(Outcome, String),
+    /// The connection closed before the answer head: a server that closed
+    /// a kept-alive connection as the request went out (a reload), or one
+    /// that died. Booked as [`Outcome::Broken`] unless a retry answers.
+    Closed(String),
 }
 
 /// Sends one request to `base` + `pq` and waits (bounded) for the answer head.
@@ -122,6 +129,7 @@ async fn attempt(
     match tokio::time::timeout(proxy.timeout, proxy.client.request(outgoing)).await {
         Ok(Ok(answer)) => Ok(answer),
         Ok(Err(e)) if e.is_connect() => Err(Failed::Server(Outcome::ConnectFailed, e.to_string())),
+        Ok(Err(e)) if e.is_incomplete_message() => Err(Failed::Closed(e.to_string())),
         Ok(Err(e)) => Err(Failed::Server(Outcome::Broken, e.to_string())),
         Err(_) => Err(Failed::Server(
             Outcome::TimedOut,
@@ -170,9 +178,29 @@ pub async fn forward(
         Ok(answer) => return answered(door, &server, answer, slot),
         Err(f) => f,
     };
-    let (outcome, problem) = match failure {
-        Failed::Target(problem) => return bad_gateway(&server, &problem),
-        Failed::Server(outcome, problem) => (outcome, problem),
+    let (outcome, problem, again) = match (failure, again) {
+        (Failed::Target(problem), _) => return bad_gateway(&server, &problem),
+        (Failed::Closed(problem), Some(head)) => {
+            tracing::debug!("proxy to {server}: {problem}; trying again");
+            // A request without a body is safe to send twice.
+            return match attempt(proxy, &base, &pq, head, Body::empty()).await {
+                Ok(answer) => answered(door, &server, answer, slot),
+                Err(Failed::Target(p)) => bad_gateway(&server, &p),
+                Err(Failed::Server(o, p)) => {
+                    door.report(&server, o);
+                    failed(&server, o, &p)
+                }
+                Err(Failed::Closed(p)) => {
+                    door.report(&server, Outcome::Broken);
+                    failed(&server, Outcome::Broken, &p)
+                }
+            };
+        }
+        (Failed::Closed(problem), None) => {
+            door.report(&server, Outcome::Broken);
+            return failed(&server, Outcome::Broken, &problem);
+        }
+        (Failed::Server(outcome, problem), again) => (outcome, problem, again),
     };
     tracing::debug!("proxy to {server}: {problem}");
     door.report(&server, outcome);
@@ -191,6 +219,10 @@ pub async fn forward(
                         return failed(&other, o, &p);
                     }
                     Err(Failed::Target(p)) => return bad_gateway(&other, &p),
+                    Err(Failed::Closed(p)) => {
+                        door.report(&other, Outcome::Broken);
+                        return failed(&other, Outcome::Broken, &p);
+                    }
                 }
             }
         }

@@ -1,24 +1,32 @@
 //! `GET /api/v1/agent/channel`: the WebSocket every agent dials.
 //!
-//! The agent presents `Authorization: Bearer <agent token>` and starts with
-//! `hello`; the manager answers `welcome` with the highest sequence number
-//! it already stored for that agent. A `hello` of another protocol version
-//! (or one that is not the first frame) closes the connection with code
-//! 1008 and the reason, logged as a warning. Reports, events (JSON text
-//! frames) and record batches (binary frames, `usher_core::channel::binary`)
-//! go to the logging database and are acknowledged (cumulatively) once they
-//! are committed. Pings are answered; a frame that does not decode (bad
-//! JSON, another version, a cut binary header) is logged, counted per
-//! connection and skipped, never fatal. Every frame, whatever it holds,
-//! marks the agent as heard (in memory only; `GET /api/v1/agents` shows it).
+//! The agent presents `Authorization: Bearer <token>`: its own token
+//! (`usher ctl agent add`, `[[agents]]`) or the shared `agent.token`;
+//! anything else is answered 401 before the upgrade. Who may say hello as
+//! whom, and claim which servers, is in `channel_server/identity.rs`. The
+//! agent starts with `hello`; the manager answers `welcome` with the
+//! highest sequence number it already stored for that agent. A `hello` of
+//! another protocol version (or one that is not the first frame), or one
+//! its token may not say, closes the connection with code 1008 and the
+//! reason, logged as a warning. Reports, events (JSON text frames) and
+//! record batches (binary frames, `usher_core::channel::binary`) go to the
+//! logging database and are acknowledged (cumulatively) once they are
+//! committed; those about servers the agent does not watch are refused,
+//! counted and acknowledged (`channel_server/handle.rs`). Pings are
+//! answered; a frame that does not decode (bad JSON, another version, a
+//! cut binary header) is logged, counted per connection and skipped, never
+//! fatal. Every frame, whatever it holds, marks the agent as heard (in
+//! memory only; `GET /api/v1/agents` shows it). When the operator revokes
+//! the token or narrows the binding, the connection ends with 1008 and the
+//! reason.
 //!
-//! Handling each decoded message is in `channel_server/handle.rs`.
+//! Registering a connection is in `channel_server/register.rs`.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use usher_core::channel::{
     self, event_type, AgentMessage, Hello, ManagerMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
@@ -26,16 +34,21 @@ use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::http::StatusCode;
 use warp::{filters::BoxedFilter, Filter, Reply};
 
-use crate::manager::logdb::Write;
-use crate::manager::state::{lock, AgentConn, Manager, ServerState};
-use crate::token::bearer_matches;
+use crate::manager::state::{lock, Manager};
+use crate::token::bearer_token;
+use identity::Credential;
 
 mod handle;
+pub mod identity;
+mod register;
 #[cfg(test)]
 mod tests;
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection the manager ends may take to send its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The channel route; mount it next to the control plane's routes.
 pub fn channel_route(m: Manager) -> BoxedFilter<(Box<dyn Reply>,)> {
@@ -44,7 +57,9 @@ pub fn channel_route(m: Manager) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::ws())
         .map(move |auth: Option<String>, ws: Ws| -> Box<dyn Reply> {
-            if !bearer_matches(auth.as_deref(), m.agent_token()) {
+            let cred = bearer_token(auth.as_deref())
+                .and_then(|t| m.identities().authenticate(t, m.agent_token()));
+            let Some(cred) = cred else {
                 tracing::warn!("agent channel refused: missing or wrong agent token");
                 let body =
                     serde_json::json!({"error": "authorization: missing or wrong agent token"});
@@ -52,12 +67,12 @@ pub fn channel_route(m: Manager) -> BoxedFilter<(Box<dyn Reply>,)> {
                     warp::reply::json(&body),
                     StatusCode::UNAUTHORIZED,
                 ));
-            }
+            };
             let m = m.clone();
             Box::new(
                 ws.max_message_size(MAX_FRAME_BYTES)
                     .max_frame_size(MAX_FRAME_BYTES)
-                    .on_upgrade(move |socket| serve(m, socket)),
+                    .on_upgrade(move |socket| serve(m, socket, cred)),
             )
         })
         .boxed()
@@ -97,7 +112,26 @@ async fn read_hello(
     }
 }
 
-async fn serve(m: Manager, socket: WebSocket) {
+/// Refuses a connection after its hello: an event, then close 1008.
+async fn refuse(
+    m: &Manager,
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    agent_id: &str,
+    why: String,
+) {
+    tracing::warn!("agent channel refused: {why}");
+    m.raise_event(
+        agent_id,
+        event_type::AGENT_REFUSED,
+        format!("a connection was refused: {why}"),
+    )
+    .await;
+    if let Err(e) = sink.send(Message::close_with(1008u16, why)).await {
+        tracing::debug!("close not sent: {e}");
+    }
+}
+
+async fn serve(m: Manager, socket: WebSocket, cred: Credential) {
     let (mut sink, mut stream) = socket.split();
     let hello = match read_hello(&mut stream).await {
         Ok(h) => h,
@@ -110,23 +144,20 @@ async fn serve(m: Manager, socket: WebSocket) {
         }
     };
     let agent_id = hello.agent_id.clone();
-    if is_live_agent(&m, &agent_id) {
+    let claimed: Vec<String> = hello.servers.iter().map(|s| s.name.clone()).collect();
+    let mut ids = m.watch_identities();
+    let admitted = ids.borrow_and_update().admit(&cred, &agent_id, &claimed);
+    let admission = match admitted {
+        Ok(a) => a,
+        Err(why) => return refuse(&m, &mut sink, &agent_id, why).await,
+    };
+    if register::is_live_agent(&m, &agent_id) {
         let why = format!("agent id {agent_id} is already connected and heard from");
-        tracing::warn!("agent channel refused: {why}");
-        m.raise_event(
-            &agent_id,
-            event_type::AGENT_REFUSED,
-            format!("a second connection was refused: {why}"),
-        )
-        .await;
-        if let Err(e) = sink.send(Message::close_with(1008u16, why)).await {
-            tracing::debug!("close not sent: {e}");
-        }
-        return;
+        return refuse(&m, &mut sink, &agent_id, why).await;
     }
     let conn_id = m.inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel::<ManagerMessage>();
-    register(&m, &hello, conn_id, tx.clone()).await;
+    register::register(&m, &hello, conn_id, tx.clone(), admission).await;
 
     match m.logdb().stored_seq(&agent_id).await {
         Ok(stored_seq) => {
@@ -146,11 +177,25 @@ async fn serve(m: Manager, socket: WebSocket) {
         }
     }
 
-    let writer = tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
-            if let Err(e) = sink.send(Message::text(channel::encode(&msg))).await {
-                tracing::debug!("agent channel send failed: {e}");
-                break;
+    let (close_tx, mut close_rx) = oneshot::channel::<String>();
+    let mut writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    if let Err(e) = sink.send(Message::text(channel::encode(&msg))).await {
+                        tracing::debug!("agent channel send failed: {e}");
+                        break;
+                    }
+                }
+                why = &mut close_rx => {
+                    if let Ok(why) = why {
+                        if let Err(e) = sink.send(Message::close_with(1008u16, why)).await {
+                            tracing::debug!("close not sent: {e}");
+                        }
+                    }
+                    break;
+                }
             }
         }
         if let Err(e) = sink.close().await {
@@ -159,7 +204,26 @@ async fn serve(m: Manager, socket: WebSocket) {
     });
 
     let mut skipped = 0u64;
-    while let Some(item) = stream.next().await {
+    let mut ended: Option<String> = None;
+    loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            changed = ids.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let watching = watching(&m, &agent_id, conn_id);
+                let verdict = ids.borrow_and_update().still_valid(&cred, &agent_id, &watching);
+                match verdict {
+                    Ok(()) => continue,
+                    Err(why) => {
+                        ended = Some(why);
+                        break;
+                    }
+                }
+            }
+        };
+        let Some(item) = item else { break };
         let msg = match item {
             Ok(msg) => msg,
             Err(e) => {
@@ -170,7 +234,7 @@ async fn serve(m: Manager, socket: WebSocket) {
         if msg.is_close() {
             break;
         }
-        touch(&m, &agent_id, conn_id);
+        register::touch(&m, &agent_id, conn_id);
         let refused = if msg.is_binary() {
             match channel::decode_records(msg.as_bytes()) {
                 Ok(records) => {
@@ -208,122 +272,43 @@ async fn serve(m: Manager, socket: WebSocket) {
         }
     }
     drop(tx);
-    writer.abort();
-    if skipped > 0 {
-        tracing::warn!("agent {agent_id} disconnected; {skipped} bad frames were skipped");
-    } else {
-        tracing::info!("agent {agent_id} disconnected");
+    match ended {
+        Some(why) => {
+            tracing::warn!("agent {agent_id} disconnected: {why}");
+            if close_tx.send(why.clone()).is_err() {
+                tracing::debug!("agent {agent_id}: writer already gone");
+            }
+            if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+            }
+            m.raise_event(
+                &agent_id,
+                event_type::AGENT_REFUSED,
+                format!("agent {agent_id} was disconnected: {why}"),
+            )
+            .await;
+        }
+        None => {
+            writer.abort();
+            if skipped > 0 {
+                tracing::warn!("agent {agent_id} disconnected; {skipped} bad frames were skipped");
+            } else {
+                tracing::info!("agent {agent_id} disconnected");
+            }
+        }
     }
     m.wake();
 }
 
-/// Whether `agent_id` has a connection that was heard from within the
-/// silence limit: a second hello with its id is then refused (a copied
-/// config or a forger must not take over a working agent's place), while an
-/// agent restarting after its old connection died takes over at once.
-fn is_live_agent(m: &Manager, agent_id: &str) -> bool {
-    let silent_after = Duration::from_millis(m.config().silent_after_ms);
+/// The servers connection `conn_id` of `agent_id` watches (none if it is
+/// not the agent's current connection).
+fn watching(m: &Manager, agent_id: &str, conn_id: u64) -> Vec<String> {
     lock(&m.inner.agents)
         .get(agent_id)
-        .is_some_and(|a| a.last_heard.elapsed() < silent_after)
-}
-
-/// The servers of `claimed` another live agent already watches.
-fn owned_by_others(m: &Manager, agent_id: &str, claimed: &[String]) -> Vec<(String, String)> {
-    let owners: Vec<(String, String)> = {
-        let states = lock(&m.inner.servers);
-        claimed
-            .iter()
-            .filter_map(|s| Some((s.clone(), states.get(s)?.agent_id.clone())))
-            .collect()
-    };
-    owners
-        .into_iter()
-        .filter(|(_, owner)| owner != agent_id && is_live_agent(m, owner))
-        .collect()
-}
-
-async fn register(
-    m: &Manager,
-    hello: &Hello,
-    conn_id: u64,
-    tx: mpsc::UnboundedSender<ManagerMessage>,
-) {
-    let agent_id = hello.agent_id.clone();
-    let claimed: Vec<String> = hello.servers.iter().map(|s| s.name.clone()).collect();
-    let taken = owned_by_others(m, &agent_id, &claimed);
-    for (server, owner) in &taken {
-        m.raise_event(
-            &agent_id,
-            event_type::CLAIM_REFUSED,
-            format!("agent {agent_id} claimed server {server}, which live agent {owner} watches: ignored"),
-        )
-        .await;
-    }
-    let servers: Vec<String> = claimed
-        .into_iter()
-        .filter(|s| !taken.iter().any(|(t, _)| t == s))
-        .collect();
-    lock(&m.inner.agents).insert(
-        agent_id.clone(),
-        AgentConn {
-            conn_id,
-            tx,
-            last_heard: Instant::now(),
-            pinged: false,
-            servers: servers.clone(),
-        },
-    );
-    lock(&m.inner.gone).remove(&agent_id);
-    {
-        let mut states = lock(&m.inner.servers);
-        for s in &servers {
-            let st = states.entry(s.clone()).or_insert_with(|| ServerState {
-                agent_id: agent_id.clone(),
-                latest: None,
-                measured_at_us: None,
-                probe_failure: None,
-                failed: None,
-                load: None,
-            });
-            st.agent_id = agent_id.clone();
-        }
-    }
-    let writes = [
-        Write::Agent {
-            agent_id: agent_id.clone(),
-            host_id: hello.facts.host_id.clone(),
-            host_name: hello.facts.host_name.clone(),
-            servers: serde_json::to_string(&hello.servers).unwrap_or_default(),
-        },
-        Write::Facts {
-            agent_id: agent_id.clone(),
-            facts: hello.facts.clone(),
-        },
-    ];
-    for w in writes {
-        if let Err(e) = m.logdb().write(w, None).await {
-            tracing::error!("agent {agent_id}: registration not logged: {e}");
-        }
-    }
-    m.inner.listener.agent_hello(hello);
-    m.raise_event(
-        &agent_id,
-        event_type::AGENT_CONNECTED,
-        format!(
-            "agent {agent_id} on {} connected with servers {servers:?}",
-            hello.facts.host_name
-        ),
-    )
-    .await;
-}
-
-fn touch(m: &Manager, agent_id: &str, conn_id: u64) {
-    let mut agents = lock(&m.inner.agents);
-    if let Some(a) = agents.get_mut(agent_id) {
-        if a.conn_id == conn_id {
-            a.last_heard = Instant::now();
-            a.pinged = false;
-        }
-    }
+        .filter(|a| a.conn_id == conn_id)
+        .map(|a| a.servers.clone())
+        .unwrap_or_default()
 }

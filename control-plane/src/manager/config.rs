@@ -44,6 +44,10 @@ pub struct ManagerConfig {
     /// Rows older than this many hours are deleted from the logging database.
     #[serde(default = "default_retention_hours")]
     pub retention_hours: u64,
+    /// An agent not connected for this long (seconds) is listed as `gone`
+    /// (`GET /api/v1/agents`); `DELETE /api/v1/agents/{id}` then removes it.
+    #[serde(default = "default_gone_after_s")]
+    pub gone_after_s: u64,
 }
 
 fn default_interval_ms() -> u64 {
@@ -64,6 +68,9 @@ fn default_flush_ms() -> u64 {
 fn default_retention_hours() -> u64 {
     24 * 7
 }
+fn default_gone_after_s() -> u64 {
+    300
+}
 
 impl Default for ManagerConfig {
     fn default() -> Self {
@@ -75,6 +82,7 @@ impl Default for ManagerConfig {
             load_source: LoadSource::default(),
             flush_ms: default_flush_ms(),
             retention_hours: default_retention_hours(),
+            gone_after_s: default_gone_after_s(),
         }
     }
 }
@@ -96,6 +104,12 @@ impl ManagerConfig {
         }
         if self.retention_hours == 0 {
             return Err("retention_hours: must be at least 1".into());
+        }
+        if self.gone_after_s == 0
+            || self.gone_after_s > 365 * 86_400
+            || self.gone_after_s.saturating_mul(1000) < self.silent_after_ms
+        {
+            return Err("gone_after_s: must be 1..=31536000 and at least silent_after_ms".into());
         }
         Ok(self)
     }
@@ -121,6 +135,13 @@ mod tests {
         assert!(ManagerConfig::from_toml("interval_ms = 0")
             .unwrap_err()
             .contains("interval_ms"));
+        assert_eq!(c.gone_after_s, 300);
+        assert!(ManagerConfig::from_toml("gone_after_s = 0")
+            .unwrap_err()
+            .contains("gone_after_s"));
+        assert!(ManagerConfig::from_toml("gone_after_s = 2")
+            .unwrap_err()
+            .starts_with("gone_after_s:"));
         assert!(ManagerConfig::from_toml("bogus = 1")
             .unwrap_err()
             .contains("bogus"));

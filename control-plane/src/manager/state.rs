@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     pub event_seq: AtomicU64,
     pub wake: Notify,
     pub statuses: Mutex<Vec<ServerStatus>>,
+    /// Agents with their own token, and refused reports per agent.
+    pub identity: crate::manager::channel_server::identity::IdentityState,
 }
 
 /// The manager (cheap to clone).
@@ -151,6 +153,7 @@ impl Manager {
                 event_seq: AtomicU64::new(event_seq),
                 wake: Notify::new(),
                 statuses: Mutex::new(Vec::new()),
+                identity: Default::default(),
             }),
         })
     }

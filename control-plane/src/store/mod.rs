@@ -5,12 +5,14 @@
 //! [`Fleet`](crate::model::Fleet) picture. The async runtime never waits on
 //! disk: callers await a reply channel.
 
+mod agents;
 mod handle;
 mod read;
 mod schema;
 mod seed;
 mod write;
 
+pub use agents::{add_agent, check_agent, load_agents, remove_agent, upsert_agent};
 pub use handle::Store;
 pub use read::load_fleet;
 pub use schema::open;

@@ -8,7 +8,7 @@ use usher_core::{AppMode, RedirectRules};
 use super::StoreError;
 use crate::model::{App, Fleet, Origin, Server, SorryPage, Wsi, WsiRole};
 
-/// Reads every app, server and WSI (each in name order).
+/// Reads every app, server, WSI and agent entry (each in name order).
 pub fn load_fleet(conn: &Connection, generation: u64) -> Result<Fleet, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT name, origin, listen, public_url, mode, enabled, sorry_page_path, sorry_page_html,
@@ -60,6 +60,7 @@ pub fn load_fleet(conn: &Connection, generation: u64) -> Result<Fleet, StoreErro
         apps,
         servers,
         wsis,
+        agents: super::load_agents(conn)?,
     })
 }
 

@@ -48,6 +48,16 @@ CREATE TABLE IF NOT EXISTS wsis (
     app TEXT NOT NULL REFERENCES apps(name),
     server TEXT REFERENCES servers(name)
 );
+-- Agents with their own token (added without a version bump: an older
+-- usher ignores the table, so agents with their own token are refused
+-- there, which fails safe). `servers` is a JSON array of server names.
+CREATE TABLE IF NOT EXISTS agents (
+    id TEXT PRIMARY KEY,
+    origin TEXT NOT NULL,
+    servers TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    token_file TEXT
+);
 ";
 
 /// Opens (creating if needed) the database and checks its schema version.

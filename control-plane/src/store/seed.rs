@@ -10,6 +10,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::agents::upsert_agent;
 use super::write::{upsert_app, upsert_server, upsert_wsi};
 use super::StoreError;
 use crate::config::Config;
@@ -82,6 +83,22 @@ pub fn apply_config(conn: &Connection, config: &Config) -> Result<SeedOutcome, S
                 outcome.removed.push(format!("{kind} {name}"));
             }
         }
+        // Agents of an earlier config that this one no longer names: their
+        // tokens are revoked.
+        let names = {
+            let mut stmt = conn.prepare("SELECT id FROM agents WHERE origin = 'config'")?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            names
+        };
+        for id in names
+            .into_iter()
+            .filter(|n| !config.agents.iter().any(|a| &a.id == n))
+        {
+            conn.execute("DELETE FROM agents WHERE id = ?1", [&id])?;
+            outcome.removed.push(format!("agent {id}"));
+        }
         for (i, app) in config.apps.iter().enumerate() {
             upsert_app(conn, app).map_err(|e| with_field(&format!("apps[{i}]"), e))?;
         }
@@ -90,6 +107,13 @@ pub fn apply_config(conn: &Connection, config: &Config) -> Result<SeedOutcome, S
         }
         for (i, w) in config.wsis.iter().enumerate() {
             upsert_wsi(conn, w).map_err(|e| with_field(&format!("wsis[{i}]"), e))?;
+        }
+        // The config's bindings replace the API's: free its servers first.
+        for a in &config.agents {
+            conn.execute("DELETE FROM agents WHERE id = ?1", [&a.id])?;
+        }
+        for (i, a) in config.agents.iter().enumerate() {
+            upsert_agent(conn, a).map_err(|e| with_field(&format!("agents[{i}]"), e))?;
         }
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -166,6 +190,39 @@ fn refresh_files(conn: &Connection) {
     ) {
         tracing::warn!("cannot refresh WSI tokens: {e}");
     }
+    if let Err(e) = refresh_agent_tokens(conn) {
+        tracing::warn!("cannot refresh agent tokens: {e}");
+    }
+}
+
+/// Re-reads the token files of `[[agents]]` entries and stores their hash,
+/// so a new token in the file takes effect at the next start.
+fn refresh_agent_tokens(conn: &Connection) -> Result<(), StoreError> {
+    let base = std::path::Path::new("/");
+    let mut stmt =
+        conn.prepare("SELECT id, token_file FROM agents WHERE token_file IS NOT NULL")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (id, path) in rows {
+        match read_field_file("token_file", base, &path, 4096) {
+            Ok((_, text)) if usher_core::token::token_is_acceptable(text.trim()) => {
+                let hash = crate::token::agent_token_sha256(&text);
+                if let Err(e) = conn.execute(
+                    "UPDATE agents SET token_sha256 = ?2 WHERE id = ?1",
+                    params![id, hash],
+                ) {
+                    tracing::warn!("agent {id}: keeping the stored token of {path}: {e}");
+                }
+            }
+            Ok(_) => tracing::warn!(
+                "agent {id}: keeping the stored token: {path}: {}",
+                usher_core::token::TOKEN_RULE
+            ),
+            Err(e) => tracing::warn!("agent {id}: keeping the stored token of {path}: {e}"),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

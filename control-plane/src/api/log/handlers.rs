@@ -14,6 +14,7 @@ use usher_core::probe::PROBE_PARAM;
 use super::models::{AgentRow, EventRow, HostRow, MetricRow, RequestRow};
 use super::query::LogQuery;
 use super::sql::Where;
+use crate::api::agents::state_of;
 use crate::api::ApiError;
 use crate::manager::logdb::now_us;
 use crate::manager::state::{lock, Manager};
@@ -56,7 +57,8 @@ pub async fn hosts(m: Manager, q: LogQuery) -> Result<Response, ApiError> {
     Ok(json(&select(&m, sql, Vec::new(), HostRow::from_row).await?))
 }
 
-/// `GET /api/v1/agents`: every agent heard from, with its live state.
+/// `GET /api/v1/agents`: every agent heard from, with its live state, and
+/// every agent with its own token that never connected (state `never`).
 pub async fn agents(m: Manager, q: LogQuery) -> Result<Response, ApiError> {
     q.only(&["limit"])?;
     let sql = format!(
@@ -73,6 +75,15 @@ pub async fn agents(m: Manager, q: LogQuery) -> Result<Response, ApiError> {
         .collect();
     let heard = last_heard(&m);
     let now = now_us() as f64 / 1e6;
+    let ids = m.identities();
+    for id in ids.ids() {
+        if !rows.iter().any(|r| r.agent_id == id) {
+            rows.push(AgentRow::never(id));
+        }
+    }
+    rows.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+    let silent_after = Duration::from_millis(m.config().silent_after_ms);
+    let gone_after = Duration::from_secs(m.config().gone_after_s);
     for row in &mut rows {
         let id = row.agent_id.as_str();
         row.connected = connected.iter().any(|c| c == id);
@@ -85,6 +96,14 @@ pub async fn agents(m: Manager, q: LogQuery) -> Result<Response, ApiError> {
             .filter(|s| s.agent_id == id)
             .cloned()
             .collect();
+        // Not heard since the manager started: count from its last hello.
+        let ago = age.map(Duration::from_secs_f64).or_else(|| {
+            (row.last_seen_us > 0)
+                .then(|| Duration::from_micros(now_us().saturating_sub(row.last_seen_us as u64)))
+        });
+        row.state = state_of(row.connected, ago, silent_after, gone_after);
+        row.bound_servers = ids.bound_servers(id).map(<[String]>::to_vec);
+        row.refused_reports = m.refused_count(id);
     }
     Ok(json(&rows))
 }

@@ -3,6 +3,7 @@
 use rusqlite::Row;
 use serde::Serialize;
 
+use crate::api::agents::AgentState;
 use crate::manager::ServerStatus;
 
 /// A host's latest facts.
@@ -48,11 +49,40 @@ pub struct AgentRow {
     pub last_heard_unix: Option<f64>,
     /// The manager's latest verdicts on its servers.
     pub status: Vec<ServerStatus>,
+    /// connected, silent, gone (not connected for over `gone_after_s`:
+    /// removable) or never (has its own token, never connected).
+    pub state: AgentState,
+    /// The servers bound to its own token; null for an agent on the
+    /// shared token.
+    pub bound_servers: Option<Vec<String>>,
+    /// Reports, events and record batches about servers it does not watch,
+    /// refused since the manager started.
+    pub refused_reports: u64,
 }
 
 impl AgentRow {
     pub const COLUMNS: &'static str =
         "agent_id, host_id, host_name, servers, first_seen_us, last_seen_us";
+
+    /// An agent with its own token that never said hello.
+    pub fn never(id: &str) -> AgentRow {
+        AgentRow {
+            agent_id: id.to_string(),
+            host_id: String::new(),
+            host_name: String::new(),
+            servers: serde_json::Value::Null,
+            first_seen_us: 0,
+            last_seen_us: 0,
+            connected: false,
+            pinged: false,
+            last_heard_age_secs: None,
+            last_heard_unix: None,
+            status: Vec::new(),
+            state: AgentState::Never,
+            bound_servers: None,
+            refused_reports: 0,
+        }
+    }
 
     /// The stored part; the handler fills in the live part.
     pub fn from_row(r: &Row<'_>) -> rusqlite::Result<AgentRow> {
@@ -68,6 +98,9 @@ impl AgentRow {
             last_heard_age_secs: None,
             last_heard_unix: None,
             status: Vec::new(),
+            state: AgentState::Never,
+            bound_servers: None,
+            refused_reports: 0,
         })
     }
 }

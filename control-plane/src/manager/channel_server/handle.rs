@@ -2,6 +2,14 @@
 //! state and go to the logging database, as do events and record batches;
 //! pings are answered; command results reach their waiter. Every stored
 //! message is acknowledged once committed.
+//!
+//! An agent speaks only for the servers it watches (those of its hello its
+//! token allows and no other live agent had): a record batch, an event or a
+//! report's figures about any other server are refused, counted
+//! (`refused_reports` in `GET /api/v1/agents`) and raise a
+//! `report_refused` event at most once a minute per agent. A refused
+//! message is still acknowledged, after everything before it is committed,
+//! so the agent's spool does not resend it forever.
 
 use std::time::Instant;
 
@@ -29,6 +37,41 @@ async fn store(m: &Manager, agent_id: &str, w: Write, done: Ack) {
     }
 }
 
+/// The servers `agent_id` watches.
+fn mine(m: &Manager, agent_id: &str) -> Vec<String> {
+    lock(&m.inner.agents)
+        .get(agent_id)
+        .map(|a| a.servers.clone())
+        .unwrap_or_default()
+}
+
+/// Counts `n` refused items about `servers`, raises the event when due, and
+/// acknowledges `seq` (if any) once everything before it is committed.
+async fn refuse(
+    m: &Manager,
+    agent_id: &str,
+    tx: &mpsc::UnboundedSender<ManagerMessage>,
+    seq: Option<u64>,
+    n: u64,
+    what: String,
+) {
+    tracing::debug!("agent {agent_id}: refused {what}");
+    if m.note_refused(agent_id, n) {
+        let total = m.refused_count(agent_id);
+        m.raise_event(
+            agent_id,
+            event_type::REPORT_REFUSED,
+            format!(
+                "agent {agent_id}: refused {what}: not a server it watches ({total} refused so far)"
+            ),
+        )
+        .await;
+    }
+    if let Some(seq) = seq {
+        store(m, agent_id, Write::Samples(Vec::new()), ack(tx, seq)).await;
+    }
+}
+
 /// A record batch (a binary frame): stored as it came, acknowledged.
 pub(super) async fn records(
     m: &Manager,
@@ -36,6 +79,10 @@ pub(super) async fn records(
     tx: &mpsc::UnboundedSender<ManagerMessage>,
     r: RecordsFrame<'_>,
 ) {
+    if !mine(m, agent_id).iter().any(|s| s == r.server) {
+        let what = format!("a record batch about server {}", r.server);
+        return refuse(m, agent_id, tx, Some(r.seq), 1, what).await;
+    }
     let w = Write::Records {
         agent_id: agent_id.to_string(),
         seq: r.seq,
@@ -56,21 +103,8 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
         return false;
     }
     let mut changed = false;
-    let mine: Vec<String> = lock(&m.inner.agents)
-        .get(agent_id)
-        .map(|a| a.servers.clone())
-        .unwrap_or_default();
     let mut states = lock(&m.inner.servers);
     for agg in &report.servers {
-        // Only an agent's own servers (those it registered and nobody
-        // live already watched) are its to report on.
-        if !mine.contains(&agg.server) {
-            tracing::debug!(
-                "agent {agent_id}: report on {} ignored (not its server)",
-                agg.server
-            );
-            continue;
-        }
         let st = states
             .entry(agg.server.clone())
             .or_insert_with(|| ServerState {
@@ -112,7 +146,24 @@ pub(super) async fn message(
     let ack = |seq: u64| ack(tx, seq);
     let agent = agent_id.to_string();
     let write = match msg {
-        AgentMessage::Report(report) => {
+        AgentMessage::Report(mut report) => {
+            // Only an agent's own servers (those it registered and nobody
+            // live already watched) are its to report on.
+            let own = mine(m, agent_id);
+            let before = report.servers.len();
+            let mut others: Vec<String> = Vec::new();
+            report.servers.retain(|agg| {
+                let keep = own.contains(&agg.server);
+                if !keep {
+                    others.push(agg.server.clone());
+                }
+                keep
+            });
+            if !others.is_empty() {
+                let n = (before - report.servers.len()) as u64;
+                let what = format!("figures about {}", others.join(", "));
+                refuse(m, agent_id, tx, None, n, what).await;
+            }
             if apply_report(m, agent_id, &report) {
                 m.wake();
             }
@@ -124,6 +175,13 @@ pub(super) async fn message(
                 },
                 ack(seq),
             ))
+        }
+        AgentMessage::Event(event)
+            if event.origin_id != agent_id && !mine(m, agent_id).contains(&event.origin_id) =>
+        {
+            let what = format!("a {} event about {}", event.type_name, event.origin_id);
+            refuse(m, agent_id, tx, Some(event.seq), 1, what).await;
+            None
         }
         AgentMessage::Event(event) => {
             if is_live(m, event.time_occurred_us) {

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use usher_core::channel::{
-    self, encode_records, AgentMessage, Hello, HostFacts, ManagerMessage, PROTOCOL_VERSION,
+    self, encode_records, AgentMessage, Hello, HostFacts, ManagerMessage, ServerInfo,
+    PROTOCOL_VERSION,
 };
 use usher_core::{encode_batch, FieldMask, RequestRecord};
 use warp::filters::ws::Message;
@@ -38,7 +39,11 @@ fn hello(protocol: u32) -> Hello {
             host_name: "host".into(),
             ..Default::default()
         },
-        servers: Vec::new(),
+        servers: vec![ServerInfo {
+            name: "web1".into(),
+            url: "http://127.0.0.1:1".into(),
+            pid: None,
+        }],
     }
 }
 
@@ -98,6 +103,25 @@ async fn record_batches_are_binary_frames_and_bad_frames_are_skipped() {
         .expect("count");
     assert_eq!((rows, status), (2, 200));
     assert_eq!(m.logdb().stored_seq("a1").await.expect("seq"), 1);
+
+    // A batch about a server a1 did not claim: refused, counted, and
+    // still acknowledged (so the agent's spool moves on).
+    let other = encode_records(2, "web2", &batch).expect("frame");
+    ws.send(Message::binary(other)).await;
+    assert_eq!(next(&mut ws).await, ManagerMessage::Ack { seq: 2 });
+    assert_eq!(m.refused_count("a1"), 1);
+    let rows: i64 = m
+        .logdb()
+        .read(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM requests WHERE server = 'web2'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+        .expect("count");
+    assert_eq!(rows, 0);
 }
 
 /// Says `hello` (as text) over a real WebSocket; answers the close frame's

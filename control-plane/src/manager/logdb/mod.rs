@@ -93,6 +93,9 @@ pub enum Write {
     Event { agent_id: String, event: Event },
     /// Samples the manager computed itself (e.g. dynamic load values).
     Samples(Vec<Sample>),
+    /// The operator removed a gone agent: its row leaves the agent list
+    /// (its reports, events and records stay until retention ends).
+    ForgetAgent { agent_id: String },
 }
 
 type Done = Box<dyn FnOnce() + Send>;

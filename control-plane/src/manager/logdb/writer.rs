@@ -130,6 +130,10 @@ fn apply(tx: &Connection, w: Write, now: i64) -> Result<(), rusqlite::Error> {
             .execute(params![agent_id, host_id, host_name, servers, now])?;
         }
         Write::Facts { agent_id, facts } => store_facts(tx, &agent_id, &facts, now)?,
+        Write::ForgetAgent { agent_id } => {
+            tx.prepare_cached("DELETE FROM agents WHERE agent_id = ?1")?
+                .execute(params![agent_id])?;
+        }
         Write::Report { agent_id, report } => {
             if first_time(tx, &agent_id, report.seq, now)? {
                 let mut ins = tx.prepare_cached(
