@@ -99,7 +99,7 @@ run_nginx() {
   supervise "$1" "$logs/$1.log" "$run/$1.pid" nginx -p "$2" -c conf/nginx.conf -g 'daemon off;'
 }
 
-echo "demo: starting demo apps a, b, c, four nginx, Envoy, the control plane and the agent (logs in $logs)" >&2
+echo "demo: starting demo apps a, b, c, four nginx, Envoy, usher door, the control plane and the agent (logs in $logs)" >&2
 
 # --- demo apps and one nginx + usher module (server role) in front of each ---
 wsis=""

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -15,12 +14,7 @@ pub struct AgentArgs {
 }
 
 pub fn main(args: AgentArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("USHER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::logging::init();
     let cfg = match usher_agent::AgentConfig::load(&args.config) {
         Ok(c) => c,
         Err(e) => {

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Args)]
 pub struct ControlArgs {
@@ -17,12 +16,7 @@ pub struct ControlArgs {
 }
 
 pub fn main(args: ControlArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("USHER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::logging::init();
     // One thread: a current-thread runtime (no work-stealing overhead).
     let mut rt = match args.threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Args)]
 pub struct DoorArgs {
@@ -16,12 +15,7 @@ pub struct DoorArgs {
 }
 
 pub fn main(args: DoorArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("USHER_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::logging::init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("usher-door")

@@ -13,6 +13,7 @@ mod agent;
 mod control;
 mod ctl;
 mod door;
+mod logging;
 
 use std::process::ExitCode;
 

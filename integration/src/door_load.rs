@@ -171,6 +171,20 @@ fn note(tally: &mut Tally, what: String) {
     }
 }
 
+/// Asserts that every door got at least `min_sent` requests and that each
+/// got its 200 (what a user calls an error is anything else).
+pub fn assert_all_served(tallies: &BTreeMap<String, Tally>, min_sent: u64) {
+    for (door, t) in tallies {
+        assert!(t.sent() > min_sent, "{door} sent only {}", t.sent());
+        assert_eq!(
+            t.errors(200),
+            0,
+            "client errors at the {door} front door:\n{}",
+            summary(tallies)
+        );
+    }
+}
+
 /// One line per door: sent, by status, transport errors, longest wait.
 pub fn summary(tallies: &BTreeMap<String, Tally>) -> String {
     tallies

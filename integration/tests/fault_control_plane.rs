@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use usher_integration::door_load::{summary, under_load};
+use usher_integration::door_load::{assert_all_served, summary, under_load};
 use usher_integration::fault_stack::{FaultSpec, FaultStack};
 use usher_integration::{eventually, send_signal};
 
@@ -41,15 +41,7 @@ fn a_killed_control_plane_costs_no_user_a_request() {
         stack.cp.restart();
     });
     eprintln!("control plane killed for 10 s:\n{}", summary(&tallies));
-    for (door, t) in &tallies {
-        assert!(t.sent() > 1_500, "{door} sent only {}", t.sent());
-        assert_eq!(
-            t.errors(200),
-            0,
-            "client errors at the {door} front door:\n{}",
-            summary(&tallies)
-        );
-    }
+    assert_all_served(&tallies, 1_500);
     // The loop runs again: new snapshots at every front door, and the
     // agent's measurements at the new control plane.
     let pushed = eventually(Duration::from_secs(10), || {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use usher_integration::door_load::{summary, under_load};
+use usher_integration::door_load::{assert_all_served, summary, under_load};
 use usher_integration::fault_stack::{FaultSpec, FaultStack};
 use usher_integration::{eventually, send_signal, Nginx};
 
@@ -63,15 +63,7 @@ fn twenty_reloads_under_load_lose_no_request_and_no_record() {
         "{RELOADS} reloads of each server nginx:\n{}",
         summary(&tallies)
     );
-    for (door, t) in &tallies {
-        assert!(t.sent() > 1_500, "{door} sent only {}", t.sent());
-        assert_eq!(
-            t.errors(200),
-            0,
-            "client errors at the {door} front door:\n{}",
-            summary(&tallies)
-        );
-    }
+    assert_all_served(&tallies, 1_500);
     for (n, nginx) in stack.servers.iter().enumerate() {
         let log = nginx.error_log();
         let reloads = log.matches("(SIGHUP) received").count();
