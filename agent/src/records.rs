@@ -136,6 +136,10 @@ pub struct ServerRecords {
     hist: Histogram,
     errors_4xx: u64,
     errors_5xx: u64,
+    /// 429 answers (counted in `errors_4xx` too): load shed by the server.
+    errors_429: u64,
+    /// Records that were this agent's own probes.
+    probes: u64,
     bad: u64,
     completions: VecDeque<u64>,
     pending: Vec<Pending>,
@@ -153,6 +157,8 @@ impl ServerRecords {
             hist: Histogram::default(),
             errors_4xx: 0,
             errors_5xx: 0,
+            errors_429: 0,
+            probes: 0,
             bad: 0,
             completions: VecDeque::new(),
             pending: Vec::new(),
@@ -262,6 +268,9 @@ impl RecordSink {
             Some(500..=599) => s.errors_5xx += 1,
             _ => {}
         }
+        if rec.status == Some(429) {
+            s.errors_429 += 1;
+        }
         let probe_seq = if s.pending.is_empty() {
             None
         } else {
@@ -273,6 +282,7 @@ impl RecordSink {
             let completed = start.saturating_add(processing);
             match probe_seq.and_then(|seq| s.pending.iter().position(|p| p.seq == seq)) {
                 Some(i) => {
+                    s.probes += 1;
                     let p = s.pending.swap_remove(i);
                     s.sightings.push(ProbeSighting {
                         sent_us: p.sent_us,
@@ -374,6 +384,8 @@ impl RecordSink {
                     p99_us: s.hist.quantile(0.99),
                     errors_4xx: s.errors_4xx,
                     errors_5xx: s.errors_5xx,
+                    errors_429: s.errors_429,
+                    probes: s.probes,
                     dropped: s.bad,
                     queue_length: s.last_estimate.map(|e| e.queue_length),
                     queue_delay_us: s.last_estimate.map(|e| e.queue_delay_us),
@@ -383,6 +395,8 @@ impl RecordSink {
                 s.hist.clear();
                 s.errors_4xx = 0;
                 s.errors_5xx = 0;
+                s.errors_429 = 0;
+                s.probes = 0;
                 s.bad = 0;
                 agg
             })

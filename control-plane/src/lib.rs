@@ -10,6 +10,7 @@
 //! nothing on a request path touches the database.
 #![forbid(unsafe_code)]
 
+pub mod acts;
 pub mod api;
 pub mod config;
 pub mod door;

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::acts::ServerActs;
 use crate::manager::ServerStatus;
 use serde::Serialize;
 use tokio::sync::watch;
@@ -33,6 +34,15 @@ pub struct ServerLive {
     pub failed: Option<String>,
     /// The agent that reports on it.
     pub agent_id: Option<String>,
+    /// PID of the server's process, as its agent last reported it (hello,
+    /// or the result of a start/restart command).
+    pub pid: Option<u32>,
+    /// What the manager decided about it (heavy, offloading, drain,
+    /// restart, slow start): [`crate::acts`].
+    pub acts: ServerActs,
+    /// Its mean load value over the manager's long window (an hour): what
+    /// the front doors age toward when the manager goes silent.
+    pub long_term_load: Option<u32>,
 }
 
 /// One consistent picture of every server's live state.
@@ -41,11 +51,27 @@ pub struct Live {
     /// Increases with every published change.
     pub generation: u64,
     pub servers: BTreeMap<String, ServerLive>,
+    /// Swamped applications, with why.
+    pub swamped: BTreeMap<String, String>,
+    /// Every application is swamped.
+    pub system_swamped: bool,
 }
 
 impl Live {
     pub fn server(&self, name: &str) -> Option<&ServerLive> {
         self.servers.get(name)
+    }
+
+    /// The manager's decisions about `name` (default: none).
+    pub fn acts(&self, name: &str) -> ServerActs {
+        self.server(name)
+            .map(|s| s.acts.clone())
+            .unwrap_or_default()
+    }
+
+    /// Why `app` is swamped, if it is.
+    pub fn swamped(&self, app: &str) -> Option<&str> {
+        self.swamped.get(app).map(String::as_str)
     }
 
     /// The failure verdict on `name`, if any.
@@ -108,6 +134,7 @@ impl LiveView {
                         None
                     },
                     agent_id: Some(st.agent_id.clone()),
+                    ..entry.clone()
                 };
                 if *entry != next {
                     *entry = next;
@@ -115,6 +142,18 @@ impl LiveView {
                 }
             }
             changed
+        });
+    }
+
+    /// Records the PID an agent reported for `server` (`None`: not running).
+    pub fn set_pid(&self, server: &str, pid: Option<u32>) {
+        self.update(|live| {
+            let entry = live.servers.entry(server.to_string()).or_default();
+            if entry.pid == pid {
+                return false;
+            }
+            entry.pid = pid;
+            true
         });
     }
 
@@ -146,6 +185,7 @@ mod tests {
             measured_at_unix: load.map(|_| 50.0),
             failed: failed.is_some(),
             reason: failed.map(str::to_string),
+            ..Default::default()
         }
     }
 

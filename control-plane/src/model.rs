@@ -68,6 +68,8 @@ pub struct App {
     /// Below this share (percent) of enabled servers in rotation, the front
     /// doors use every enabled server (panic); 0 = never.
     pub panic_threshold_pct: f64,
+    /// Thresholds and timings the manager acts on.
+    pub policy: crate::acts::Policy,
 }
 
 /// A web server of an application.

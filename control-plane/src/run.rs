@@ -144,6 +144,8 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     // Agents with their own token come from the store (usher.db).
     manager.follow_fleet(store.subscribe());
     panic_watch::start(&store, &live, manager.clone());
+    let acts = crate::acts::Acts::new();
+    crate::acts::start(&acts, &store, &live, manager.clone());
     let events_to = manager.clone();
     tokio::spawn(async move {
         while let Some(e) = door_events_rx.recv().await {
@@ -157,6 +159,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         store,
         live,
         manager,
+        acts,
         token: admin_token,
         base_dir: Arc::new(config.base_dir.clone()),
         allow_remote_wsis: config.allow_remote_wsis,

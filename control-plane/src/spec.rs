@@ -85,6 +85,10 @@ pub struct AppInput {
     /// `front-door`); default `http://<listen>`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Thresholds and timings the manager acts on (`[apps.policy]`; every
+    /// key has a default: docs/manager.md).
+    #[serde(default)]
+    pub policy: crate::acts::Policy,
 }
 
 /// A web server of an application.
@@ -288,6 +292,7 @@ impl AppInput {
         if self.max_concurrent == 0 {
             return Err(invalid(at("max_concurrent"), "must be at least 1"));
         }
+        self.policy.validate(&at("policy."))?;
         let public_url = self
             .public_url
             .unwrap_or_else(|| format!("http://{listen}"));
@@ -313,6 +318,7 @@ impl AppInput {
             obsolescence_secs: self.obsolescence_secs,
             max_concurrent: self.max_concurrent,
             panic_threshold_pct: self.panic_threshold_pct,
+            policy: self.policy,
         })
     }
 }

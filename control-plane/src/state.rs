@@ -21,6 +21,8 @@ pub struct AppState {
     pub live: LiveView,
     /// The manager: agents and the logging database.
     pub manager: Manager,
+    /// The manager's decisions (drain orders go here).
+    pub acts: crate::acts::Acts,
     /// Admin token every `/api/v1` request must present.
     pub token: Arc<str>,
     /// Folder relative paths in API bodies (sorry pages, token files) are against.

@@ -3,6 +3,7 @@
 
 use usher_core::{AppView, RedirectOrder, ServerView, Snapshot, WsiOrders};
 
+use crate::acts::{OffloadTo, SwampedAction};
 use crate::live::Live;
 use crate::model::{App, Fleet, Server, Wsi, WsiRole, FRONT_DOOR_TARGET};
 
@@ -55,11 +56,19 @@ pub fn in_panic(fleet: &Fleet, live: &Live, app: &App) -> bool {
 
 /// One application as a front door sees it at `now_unix`: configured
 /// objects from `fleet`, loads and verdicts from `live`.
+///
+/// The manager's decisions shape it too: a heavily loaded server gets no
+/// new users (unless its app is swamped: then every available server is
+/// back), a draining, restarting or held-out server none at all; a server
+/// in slow start carries what is left of its ramp, every server its
+/// long-term load value; a swamped app with `swamped_action = "sorry"` is
+/// shown disabled (new users get the sorry page).
 pub fn app_view(fleet: &Fleet, live: &Live, app: &App, now_unix: f64) -> AppView {
     let panic = in_panic(fleet, live, app);
+    let swamped = live.swamped(&app.name).is_some();
     AppView {
         name: app.name.clone(),
-        enabled: app.enabled,
+        enabled: app.enabled && (!swamped || app.policy.swamped_action != SwampedAction::Sorry),
         mode: app.mode,
         epsilon: app.epsilon,
         obsolescence_secs: app.obsolescence_secs,
@@ -68,13 +77,27 @@ pub fn app_view(fleet: &Fleet, live: &Live, app: &App, now_unix: f64) -> AppView
             .servers_of(&app.name)
             .map(|s| {
                 let (load, age) = effective_load(s, live, now_unix);
+                let acts = live.acts(&s.name);
+                let ramp_left = acts.slow_start_until_unix.map_or(0.0, |until| {
+                    (until - now_unix).clamp(0.0, acts.slow_start_secs)
+                });
                 ServerView {
                     name: s.name.clone(),
                     url: s.url.clone(),
                     capacity: s.capacity,
                     dynamic_load: load,
                     load_age_secs: age.unwrap_or(0.0),
-                    available: s.enabled && (panic || live.failed(&s.name).is_none()),
+                    available: s.enabled
+                        && (panic || live.failed(&s.name).is_none())
+                        && !acts.held_back()
+                        && (!acts.heavy || swamped),
+                    static_load: live.server(&s.name).and_then(|l| l.long_term_load),
+                    slow_start_left_secs: ramp_left,
+                    slow_start_secs: if ramp_left > 0.0 {
+                        acts.slow_start_secs
+                    } else {
+                        0.0
+                    },
                 }
             })
             .collect(),
@@ -89,6 +112,47 @@ pub fn resolve_target(fleet: &Fleet, app: &App, target: &str) -> Option<String> 
     } else {
         fleet.server(target).map(|s| s.url.clone())
     }
+}
+
+/// Where `server`'s WSI sends new stateless users, if anywhere: the
+/// operator's redirect order first; else the manager's — a drain sends
+/// them to the front door, maximum load (unless the app is swamped: then
+/// nobody is redirected) to the front door or to the lightest other server
+/// in rotation, as the app's policy says.
+fn manager_or_operator_target(
+    fleet: &Fleet,
+    live: &Live,
+    app: &App,
+    server: &Server,
+    now_unix: f64,
+) -> Option<String> {
+    if let Some(t) = server.redirect.as_deref() {
+        return resolve_target(fleet, app, t);
+    }
+    let acts = live.acts(&server.name);
+    if acts.drain.is_some() {
+        return Some(app.public_url.clone());
+    }
+    if !acts.offloading || live.swamped(&app.name).is_some() {
+        return None;
+    }
+    if app.policy.offload_to == OffloadTo::Lightest {
+        let lightest = fleet
+            .servers_of(&app.name)
+            .filter(|s| s.name != server.name && s.enabled && live.failed(&s.name).is_none())
+            .filter(|s| {
+                let a = live.acts(&s.name);
+                !a.held_back() && !a.heavy && !a.offloading
+            })
+            .max_by_key(|s| {
+                let (load, _) = effective_load(s, live, now_unix);
+                load.unwrap_or(0).saturating_mul(s.capacity)
+            });
+        if let Some(s) = lightest {
+            return Some(s.url.clone());
+        }
+    }
+    Some(app.public_url.clone())
 }
 
 /// The snapshot for one WSI, or `None` when its app is gone: a pure
@@ -110,8 +174,7 @@ pub fn wsi_snapshot(
         WsiRole::Server => {
             let server = wsi.server.as_deref().and_then(|s| fleet.server(s));
             let redirect = server
-                .and_then(|s| s.redirect.as_deref())
-                .and_then(|t| resolve_target(fleet, app, t))
+                .and_then(|s| manager_or_operator_target(fleet, live, app, s, now_unix))
                 .map(|target| RedirectOrder { target });
             Snapshot {
                 version,
@@ -146,6 +209,12 @@ pub fn differs(old: &Snapshot, new: &Snapshot) -> bool {
             for v in &mut app.servers {
                 v.dynamic_load = v.dynamic_load.map(|_| 0);
                 v.load_age_secs = 0.0;
+                // A ramp counts down at the host: only its start matters.
+                v.slow_start_left_secs = if v.slow_start_left_secs > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                };
             }
         }
         s
@@ -279,6 +348,7 @@ app = "shop"
                     dynamic_load: load,
                     load_age_secs: age,
                     available,
+                    ..Default::default()
                 }],
             }],
             orders: None,

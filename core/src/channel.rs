@@ -205,9 +205,16 @@ pub mod event_type {
     pub const AGENT_STARTED: (u32, &str) = (100, "agent_started");
     pub const PROBE_FAILED: (u32, &str) = (110, "probe_failed");
     pub const PROBE_RECOVERED: (u32, &str) = (111, "probe_recovered");
+    /// A server process was started: by its agent (at boot or on a
+    /// command; origin the server) and, when an operator ordered it, by the
+    /// manager too, naming who asked (`admin API`).
     pub const SERVER_STARTED: (u32, &str) = (120, "server_started");
+    /// A server process was stopped (agent, and manager as above).
     pub const SERVER_STOPPED: (u32, &str) = (121, "server_stopped");
     pub const SERVER_EXITED: (u32, &str) = (122, "server_exited");
+    /// An operator's restart of a server process went through (manager
+    /// side, naming who asked and the old and new PID).
+    pub const SERVER_RESTARTED: (u32, &str) = (123, "server_restarted");
     pub const RECORDS_DROPPED: (u32, &str) = (130, "records_dropped");
     pub const SPOOL_OVERFLOW: (u32, &str) = (131, "spool_overflow");
     pub const REPORT_FAILED: (u32, &str) = (132, "report_failed");
@@ -231,6 +238,29 @@ pub mod event_type {
     /// rotation: the front doors use every enabled server.
     pub const APP_PANIC: (u32, &str) = (220, "app_panic");
     pub const APP_PANIC_OVER: (u32, &str) = (221, "app_panic_over");
+    // The manager acting on its own (docs/manager.md, "The manager acts").
+    /// A server's delay, probe queue or host CPU/memory passed its
+    /// heavily-loaded threshold: no new users.
+    pub const SERVER_HEAVY: (u32, &str) = (230, "server_heavy");
+    pub const SERVER_HEAVY_OVER: (u32, &str) = (231, "server_heavy_over");
+    /// Maximum load: the server's WSI redirects new stateless users away.
+    pub const SERVER_OFFLOADING: (u32, &str) = (232, "server_offloading");
+    pub const SERVER_OFFLOAD_OVER: (u32, &str) = (233, "server_offload_over");
+    pub const APP_SWAMPED: (u32, &str) = (234, "app_swamped");
+    pub const APP_UNSWAMPED: (u32, &str) = (235, "app_unswamped");
+    pub const SYSTEM_SWAMPED: (u32, &str) = (236, "system_swamped");
+    pub const SYSTEM_UNSWAMPED: (u32, &str) = (237, "system_unswamped");
+    pub const SERVER_DRAINING: (u32, &str) = (240, "server_draining");
+    pub const SERVER_DRAINED: (u32, &str) = (241, "server_drained");
+    pub const SERVER_UNDRAINED: (u32, &str) = (242, "server_undrained");
+    /// The manager restarts a server on its own (errors, probe failing
+    /// while the process lives).
+    pub const SERVER_RESTARTING: (u32, &str) = (243, "server_restarting");
+    /// Too many automatic restarts within the hour: the server stays out.
+    pub const RESTART_REFUSED: (u32, &str) = (244, "restart_refused");
+    pub const RESTART_FAILED: (u32, &str) = (245, "restart_failed");
+    pub const SLOW_START_BEGUN: (u32, &str) = (246, "slow_start_begun");
+    pub const SLOW_START_DONE: (u32, &str) = (247, "slow_start_done");
 }
 
 /// A manager command with an id the result refers to.

@@ -25,9 +25,23 @@ pub struct FrontDoorServer {
     /// Age of `dynamic` at `received_at`.
     age_at_receipt: f64,
     available: bool,
+    /// The manager's long-term value as a fraction of full speed: what the
+    /// dynamic value ages toward (`None`: the capacity).
+    static_fraction: Option<f64>,
+    /// Slow start left when the snapshot arrived, and its whole length.
+    ramp_left_at_receipt: f64,
+    ramp_secs: f64,
     /// Epsilon bumps applied since the snapshot arrived.
     bumps: f64,
 }
+
+/// Share of its weight a server in slow start gets at the start of the ramp.
+pub const SLOW_START_FLOOR: f64 = 0.1;
+
+/// Lowest long-term fraction a server ages toward, so a long-term value
+/// near zero (a server that failed fast for an hour) never ages a whole
+/// app down to no weight at all.
+const STATIC_FRACTION_FLOOR: f64 = 0.01;
 
 /// What the front door should do with a new user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +83,11 @@ impl FrontDoor {
                 dynamic: s.dynamic_load.map(f64::from),
                 age_at_receipt: s.load_age_secs,
                 available: s.available,
+                static_fraction: s.static_load.map(|l| {
+                    (f64::from(l) / f64::from(DYNAMIC_LOAD_MAX)).clamp(STATIC_FRACTION_FLOOR, 1.0)
+                }),
+                ramp_left_at_receipt: s.slow_start_left_secs,
+                ramp_secs: s.slow_start_secs,
                 bumps: 0.0,
             })
             .collect();
@@ -143,9 +162,24 @@ impl FrontDoor {
                         s.capacity
                     }
                 });
-                bump(weight, s.bumps * self.epsilon)
+                bump(weight * self.ramp(s, now), s.bumps * self.epsilon)
             })
             .collect()
+    }
+
+    /// Slow start: the part of its weight a server that just entered
+    /// rotation gets at `now`, rising linearly from [`SLOW_START_FLOOR`]
+    /// to 1 over the ramp; 1 outside a ramp.
+    fn ramp(&self, s: &FrontDoorServer, now: f64) -> f64 {
+        if s.ramp_secs <= 0.0 || s.ramp_left_at_receipt <= 0.0 {
+            return 1.0;
+        }
+        let left = s.ramp_left_at_receipt - (now - self.received_at).max(0.0);
+        if left <= 0.0 {
+            return 1.0;
+        }
+        let done = (1.0 - left / s.ramp_secs).clamp(0.0, 1.0);
+        SLOW_START_FLOOR + (1.0 - SLOW_START_FLOOR) * done
     }
 
     /// Share of new users each server gets right now (sums to 1 or 0).
@@ -156,13 +190,20 @@ impl FrontDoor {
     }
 
     /// The weight of a measured server, in capacity units; `None` when it
-    /// was never measured.
+    /// was never measured and has no long-term value either.
+    ///
+    /// A measured value ages toward the server's long-term value when the
+    /// manager sent one (the extended-window mean), else toward the bare
+    /// capacity; a server with only a long-term value weighs that.
     fn measured_weight(&self, s: &FrontDoorServer, now: f64) -> Option<f64> {
-        let l = s.dynamic?;
+        let long_term = s.static_fraction.map(|f| s.capacity * f);
+        let Some(l) = s.dynamic else {
+            return long_term;
+        };
         let fraction = (l / f64::from(DYNAMIC_LOAD_MAX)).clamp(0.0, 1.0);
         let age = s.age_at_receipt + (now - self.received_at).max(0.0);
         Some(load_metric(
-            s.capacity,
+            long_term.unwrap_or(s.capacity),
             Some(s.capacity * fraction),
             age,
             self.obsolescence_secs,
@@ -233,9 +274,50 @@ mod tests {
                     dynamic_load: *l,
                     load_age_secs: 0.0,
                     available: true,
+                    ..Default::default()
                 })
                 .collect(),
         }
+    }
+
+    /// The long-term value replaces the capacity as the aging target: a
+    /// server measured at L = 1000 whose hour-long mean is 4000 slides to
+    /// C·0.4, not to C, and one with only a long-term value weighs it.
+    #[test]
+    fn ages_toward_the_long_term_value() {
+        let mut v = view(&[1000], 0.0);
+        v.servers[0].static_load = Some(4000);
+        let d = FrontDoor::new(&v, 100.0);
+        assert_eq!(d.metrics(100.0), vec![500.0]);
+        assert_eq!(d.metrics(100.0 + 600.0), vec![0.5 * 2000.0 + 0.5 * 500.0]);
+        assert_eq!(d.metrics(100.0 + 1200.0), vec![2000.0]);
+        assert_eq!(d.metrics(100.0 + 99_999.0), vec![2000.0]);
+        v.servers[0].dynamic_load = None;
+        assert_eq!(FrontDoor::new(&v, 0.0).metrics(0.0), vec![2000.0]);
+        // A long-term value of 0 still leaves a little weight.
+        v.servers[0].static_load = Some(0);
+        assert_eq!(FrontDoor::new(&v, 0.0).metrics(0.0), vec![50.0]);
+    }
+
+    /// Slow start: 10 % of the weight at the start, rising linearly to all
+    /// of it at the end of the ramp, counted from the snapshot's receipt.
+    #[test]
+    fn slow_start_ramps_from_a_tenth() {
+        let mut v = view(&[2000, 2000], 0.0);
+        v.obsolescence_secs = 0.0; // no aging: only the ramp moves
+        v.servers[1].slow_start_secs = 30.0;
+        v.servers[1].slow_start_left_secs = 30.0;
+        let d = FrontDoor::new(&v, 10.0);
+        let at = |t: f64| d.metrics(t)[1];
+        assert!((at(10.0) - 100.0).abs() < 1e-9);
+        assert!((at(25.0) - 550.0).abs() < 1e-9);
+        assert!((at(40.0) - 1000.0).abs() < 1e-9);
+        assert!((at(100.0) - 1000.0).abs() < 1e-9);
+        assert_eq!(d.metrics(10.0)[0], 1000.0);
+        // Received with 10 s left of 30: two thirds done.
+        v.servers[1].slow_start_left_secs = 10.0;
+        let d = FrontDoor::new(&v, 0.0);
+        assert!((d.metrics(0.0)[1] - 1000.0 * (0.1 + 0.9 * 2.0 / 3.0)).abs() < 1e-9);
     }
 
     #[test]

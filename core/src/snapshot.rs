@@ -57,7 +57,7 @@ pub fn default_obsolescence_secs() -> f64 {
 }
 
 /// One server as a front door sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerView {
     pub name: String,
@@ -74,6 +74,21 @@ pub struct ServerView {
     pub load_age_secs: f64,
     /// False when disabled, failed, draining or heavily loaded: gets no users.
     pub available: bool,
+    /// The manager's long-term load value for this server (its mean over an
+    /// extended window, e.g. the last hour): what an aging dynamic value
+    /// slides back to, instead of the bare capacity, when the manager goes
+    /// silent. `None`: the capacity.
+    #[serde(default)]
+    pub static_load: Option<u32>,
+    /// Slow start: the server just entered rotation and its share ramps
+    /// from 10 % of its weight to all of it over `slow_start_secs`; this is
+    /// how much of the ramp was left when the snapshot was made (0: none).
+    /// The host counts down from when it received the snapshot.
+    #[serde(default)]
+    pub slow_start_left_secs: f64,
+    /// Length of the whole ramp, seconds.
+    #[serde(default)]
+    pub slow_start_secs: f64,
 }
 
 /// Orders for a web server interface in the server role.
@@ -151,6 +166,26 @@ impl Snapshot {
                 validate_capacity(&at("capacity"), server.capacity)?;
                 if let Some(l) = server.dynamic_load {
                     validate_load(&at("dynamic_load"), l)?;
+                }
+                if let Some(l) = server.static_load {
+                    validate_load(&at("static_load"), l)?;
+                }
+                for (field, v) in [
+                    ("slow_start_left_secs", server.slow_start_left_secs),
+                    ("slow_start_secs", server.slow_start_secs),
+                ] {
+                    if !v.is_finite() || v < 0.0 {
+                        return Err(ModelError::invalid(
+                            at(field),
+                            "must be a finite number >= 0",
+                        ));
+                    }
+                }
+                if server.slow_start_left_secs > server.slow_start_secs {
+                    return Err(ModelError::invalid(
+                        at("slow_start_left_secs"),
+                        "must not exceed slow_start_secs",
+                    ));
                 }
                 if !server.load_age_secs.is_finite() || server.load_age_secs < 0.0 {
                     return Err(ModelError::invalid(

@@ -1,4 +1,5 @@
-//! The demo application's state: the worker pool, its knobs and the carts.
+//! The demo application's state: the worker pool, its knobs (service time,
+//! CPU burn, error share) and the carts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,12 @@ pub struct App {
     pool: Semaphore,
     service_ms: AtomicU64,
     burn_ms: AtomicU64,
+    /// Share (0..=100 %) of `/` and `/static.html` answered 500 at once.
+    error_pct: AtomicU64,
+    /// Requests that were subject to `error_pct` so far (the draw counter).
+    error_draws: AtomicU64,
+    /// Requests answered 500 because of `error_pct`.
+    errors: AtomicU64,
     served: AtomicU64,
     in_flight: AtomicU64,
     waiting: AtomicU64,
@@ -33,6 +40,8 @@ pub struct Stats {
     pub waiting: u64,
     pub service_ms: u64,
     pub burn_ms: u64,
+    pub error_pct: u64,
+    pub errors: u64,
 }
 
 impl App {
@@ -42,6 +51,9 @@ impl App {
             pool: Semaphore::new(workers),
             service_ms: AtomicU64::new(service_ms),
             burn_ms: AtomicU64::new(burn_ms),
+            error_pct: AtomicU64::new(0),
+            error_draws: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             served: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
@@ -76,14 +88,37 @@ impl App {
         out
     }
 
-    /// Changes the knobs at run time.
-    pub fn set_knobs(&self, service_ms: Option<u64>, burn_ms: Option<u64>) {
+    /// Changes the knobs at run time (`error_pct` must be at most 100; the
+    /// caller checks it).
+    pub fn set_knobs(&self, service_ms: Option<u64>, burn_ms: Option<u64>, error_pct: Option<u64>) {
         if let Some(v) = service_ms {
             self.service_ms.store(v, Ordering::Relaxed);
         }
         if let Some(v) = burn_ms {
             self.burn_ms.store(v, Ordering::Relaxed);
         }
+        if let Some(v) = error_pct {
+            self.error_pct.store(v.min(100), Ordering::Relaxed);
+            self.error_draws.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// True when this request (to a page subject to the error knob) must
+    /// fail at once, without a worker. Deterministic: the k-th such request
+    /// since the knob was set fails when `k * pct mod 100 < pct`, which is
+    /// exactly `pct` of every 100 consecutive requests (all at 100, none
+    /// at 0).
+    pub fn fails_now(&self) -> bool {
+        let pct = self.error_pct.load(Ordering::Relaxed);
+        if pct == 0 {
+            return false;
+        }
+        let k = self.error_draws.fetch_add(1, Ordering::Relaxed);
+        let fails = fails(k, pct);
+        if fails {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        fails
     }
 
     pub fn stats(&self) -> Stats {
@@ -94,6 +129,8 @@ impl App {
             waiting: self.waiting.load(Ordering::Relaxed),
             service_ms: self.service_ms.load(Ordering::Relaxed),
             burn_ms: self.burn_ms.load(Ordering::Relaxed),
+            error_pct: self.error_pct.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
         }
     }
 
@@ -116,6 +153,12 @@ impl App {
     }
 }
 
+/// The `error_pct` rule for the k-th request: fails when `k * pct mod 100 <
+/// pct`.
+fn fails(k: u64, pct: u64) -> bool {
+    (k % 100) * pct % 100 < pct
+}
+
 fn burn_cpu(how_long: Duration) {
     let start = Instant::now();
     let mut x = 0u64;
@@ -123,5 +166,42 @@ fn burn_cpu(how_long: Duration) {
         for i in 0..1000u64 {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_share_is_exact_per_hundred_requests() {
+        for pct in 0..=100u64 {
+            let failed = (0..100).filter(|k| fails(*k, pct)).count() as u64;
+            assert_eq!(failed, pct, "pct {pct}");
+            let later = (12_300..12_400).filter(|k| fails(*k, pct)).count() as u64;
+            assert_eq!(later, pct, "pct {pct}, later window");
+        }
+        assert!((0..1000).all(|k| fails(k, 100)));
+        assert!((0..1000).all(|k| !fails(k, 0)));
+        // Spread out, not in one run: 50 % alternates.
+        assert_eq!(
+            (0..6).map(|k| fails(k, 50)).collect::<Vec<_>>(),
+            [true, false, true, false, true, false]
+        );
+    }
+
+    #[test]
+    fn knob_counts_errors_and_shows_in_stats() {
+        let app = App::new("t".into(), 1, 0, 0);
+        assert!(!app.fails_now());
+        app.set_knobs(None, None, Some(100));
+        assert!((0..10).all(|_| app.fails_now()));
+        app.set_knobs(None, None, Some(25));
+        let failed = (0..100).filter(|_| app.fails_now()).count();
+        assert_eq!(failed, 25);
+        let s = app.stats();
+        assert_eq!((s.error_pct, s.errors), (25, 35));
+        app.set_knobs(None, None, Some(0));
+        assert!(!app.fails_now());
     }
 }

@@ -5,7 +5,10 @@
 //! pool really wait in a queue, a configurable service time (sleep) and CPU
 //! burn (spin) per request, both changeable at run time, and a `/cart` page
 //! that keeps per-user state in memory behind a cookie: the page a redirect
-//! must never take a user away from.
+//! must never take a user away from. `/account` marks itself stateful with
+//! `Usher-Stateful: 1` instead of relying on a listed rule. `POST
+//! /control?error_pct=N` makes N % of `/` and `/static.html` answer 500 at
+//! once (for failure tests; `/health` is never affected).
 #![forbid(unsafe_code)]
 
 mod app;

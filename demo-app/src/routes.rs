@@ -1,4 +1,10 @@
 //! The demo application's pages.
+//!
+//! `/` and `/static.html` are stateless; `/cart` keeps state behind the
+//! session cookie; `/account` marks itself stateful with the response header
+//! `Usher-Stateful: 1` (a web server interface then never redirects it). The
+//! `error_pct` knob makes that share of `/` and `/static.html` fail at once
+//! with 500 (a fast error, no worker taken); `/health` never fails.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -12,6 +18,9 @@ use crate::app::App;
 /// Cookie that carries the cart's session id (usher's default session marker).
 pub const SESSION_COOKIE: &str = "usher_session";
 
+/// The header `/account` marks itself stateful with.
+const STATEFUL_HEADER: &str = "Usher-Stateful";
+
 type Reply = Response<String>;
 
 fn page(status: StatusCode, content_type: &str, body: String) -> Reply {
@@ -21,6 +30,34 @@ fn page(status: StatusCode, content_type: &str, body: String) -> Reply {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     r
+}
+
+/// The fast error the `error_pct` knob answers with.
+fn injected_error(app: &App) -> Reply {
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/plain",
+        format!("error from {} (error_pct)\n", app.name),
+    )
+}
+
+/// The knobs a `POST /control` query sets: (service_ms, burn_ms, error_pct),
+/// or the message naming the bad one.
+type Knobs = (Option<u64>, Option<u64>, Option<u64>);
+
+fn knobs(q: &HashMap<String, String>) -> Result<Knobs, String> {
+    let ms = |k: &str| {
+        q.get(k)
+            .map(|v| v.parse::<u64>())
+            .transpose()
+            .map_err(|_| format!("{k} must be a whole number of milliseconds"))
+    };
+    let pct = q
+        .get("error_pct")
+        .map(|v| v.parse::<u64>().ok().filter(|p| *p <= 100))
+        .map(|p| p.ok_or_else(|| "error_pct must be a whole number from 0 to 100".to_string()))
+        .transpose()?;
+    Ok((ms("service_ms")?, ms("burn_ms")?, pct))
 }
 
 fn html_escape(s: &str) -> String {
@@ -38,6 +75,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
         .and(warp::path::end())
         .and(with_app.clone())
         .then(|app: Arc<App>| async move {
+            if app.fails_now() {
+                return injected_error(&app);
+            }
             let name = html_escape(&app.name);
             app.serve(|| {
                 page(
@@ -62,12 +102,33 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
         .and(warp::path!("static.html"))
         .and(with_app.clone())
         .then(|app: Arc<App>| async move {
+            if app.fails_now() {
+                return injected_error(&app);
+            }
             app.serve(|| {
                 page(
                     StatusCode::OK,
                     "text/html",
                     "<!doctype html><p>static page</p>\n".to_string(),
                 )
+            })
+            .await
+        });
+
+    let account = warp::get()
+        .and(warp::path!("account"))
+        .and(with_app.clone())
+        .then(|app: Arc<App>| async move {
+            let name = html_escape(&app.name);
+            app.serve(|| {
+                let mut r = page(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    format!("<!doctype html><h1>account on {name}</h1>\n"),
+                );
+                r.headers_mut()
+                    .insert(STATEFUL_HEADER, header::HeaderValue::from_static("1"));
+                r
             })
             .await
         });
@@ -122,25 +183,30 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
         .and(warp::path!("control"))
         .and(warp::query::<HashMap<String, String>>())
         .and(with_app)
-        .map(|q: HashMap<String, String>, app: Arc<App>| {
-            let parse = |k: &str| q.get(k).map(|v| v.parse::<u64>().map_err(|_| k.to_string())).transpose();
-            match (parse("service_ms"), parse("burn_ms")) {
-                (Ok(s), Ok(b)) => {
-                    app.set_knobs(s, b);
-                    page(StatusCode::OK, "application/json", serde_json::to_string(&app.stats()).unwrap_or_default())
+        .map(
+            |q: HashMap<String, String>, app: Arc<App>| match knobs(&q) {
+                Ok((service_ms, burn_ms, error_pct)) => {
+                    app.set_knobs(service_ms, burn_ms, error_pct);
+                    page(
+                        StatusCode::OK,
+                        "application/json",
+                        serde_json::to_string(&app.stats()).unwrap_or_default(),
+                    )
                 }
-                (Err(k), _) | (_, Err(k)) => page(
+                Err(message) => page(
                     StatusCode::BAD_REQUEST,
                     "application/json",
-                    serde_json::json!({"error": format!("{k} must be a whole number of milliseconds")}).to_string(),
+                    serde_json::json!({ "error": message }).to_string(),
                 ),
-            }
-        });
+            },
+        );
 
     index
         .or(health)
         .unify()
         .or(static_page)
+        .unify()
+        .or(account)
         .unify()
         .or(cart)
         .unify()
@@ -156,4 +222,87 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
             ))
         })
         .unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> Arc<App> {
+        Arc::new(App::new("t".into(), 2, 0, 0))
+    }
+
+    async fn get(app: &Arc<App>, path: &str) -> warp::http::Response<warp::hyper::body::Bytes> {
+        warp::test::request()
+            .path(path)
+            .reply(&routes(app.clone()))
+            .await
+    }
+
+    #[tokio::test]
+    async fn account_marks_itself_stateful() {
+        let app = app();
+        let r = get(&app, "/account").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["usher-stateful"], "1");
+        let r = get(&app, "/").await;
+        assert!(r.headers().get("usher-stateful").is_none());
+        assert_eq!(app.stats().served, 2);
+    }
+
+    #[tokio::test]
+    async fn error_pct_fails_pages_but_never_health() {
+        let app = app();
+        let r = warp::test::request()
+            .method("POST")
+            .path("/control?error_pct=100")
+            .reply(&routes(app.clone()))
+            .await;
+        assert_eq!(r.status(), 200);
+        let stats: serde_json::Value = serde_json::from_slice(r.body()).expect("json");
+        assert_eq!(stats["error_pct"], 100);
+        for _ in 0..5 {
+            assert_eq!(get(&app, "/").await.status(), 500);
+            assert_eq!(get(&app, "/static.html").await.status(), 500);
+            assert_eq!(get(&app, "/health").await.status(), 200);
+            assert_eq!(get(&app, "/account").await.status(), 200);
+        }
+        let s = app.stats();
+        assert_eq!((s.errors, s.served), (10, 10), "errors take no worker");
+
+        app.set_knobs(None, None, Some(50));
+        let failed = {
+            let mut n = 0;
+            for _ in 0..10 {
+                if get(&app, "/").await.status() == 500 {
+                    n += 1;
+                }
+            }
+            n
+        };
+        assert_eq!(failed, 5);
+    }
+
+    #[tokio::test]
+    async fn bad_knobs_are_refused_and_change_nothing() {
+        let app = app();
+        for q in [
+            "error_pct=101",
+            "error_pct=-1",
+            "error_pct=x",
+            "service_ms=1.5",
+        ] {
+            let r = warp::test::request()
+                .method("POST")
+                .path(&format!("/control?{q}"))
+                .reply(&routes(app.clone()))
+                .await;
+            assert_eq!(r.status(), 400, "{q}");
+            let body = String::from_utf8_lossy(r.body()).to_string();
+            let knob = q.split('=').next().unwrap_or_default();
+            assert!(body.contains(knob), "{q}: {body}");
+        }
+        assert_eq!(app.stats().error_pct, 0);
+        assert_eq!(app.stats().service_ms, 0);
+    }
 }

@@ -143,13 +143,23 @@ impl DemoApp {
 
     /// Changes the service time at run time (`POST /control`).
     pub fn set_service_ms(&self, ms: u64) {
+        self.control(&format!("service_ms={ms}"));
+    }
+
+    /// Makes `pct` % (0..=100) of `/` and `/static.html` answer 500 at once
+    /// (`POST /control?error_pct=`); `/health` is never affected.
+    pub fn set_error_pct(&self, pct: u32) {
+        let stats = self.control(&format!("error_pct={pct}"));
+        assert_eq!(stats["error_pct"], pct, "{stats}");
+    }
+
+    /// `POST /control?{query}`; asserts 200 and returns the stats it answers.
+    fn control(&self, query: &str) -> serde_json::Value {
         let r = call(
-            http().post(&format!(
-                "http://127.0.0.1:{}/control?service_ms={ms}",
-                self.port
-            )),
+            http().post(&format!("http://127.0.0.1:{}/control?{query}", self.port)),
             Some(""),
         );
-        assert_eq!(r.status, 200, "POST /control: {}", r.body);
+        assert_eq!(r.status, 200, "POST /control?{query}: {}", r.body);
+        r.json()
     }
 }

@@ -51,6 +51,9 @@ pub struct FaultSpec {
     /// Run the built-in front door as `usher door` (its own process, fed
     /// snapshots) instead of inside `usher control`.
     pub separate_door: bool,
+    /// Extra keys of app `shop` (and its sub-tables, e.g. `[apps.policy]`),
+    /// placed right after its `[[apps]]` entry.
+    pub app_toml: String,
 }
 
 impl Default for FaultSpec {
@@ -67,6 +70,7 @@ impl Default for FaultSpec {
             manager: String::new(),
             agent_toml: String::new(),
             separate_door: false,
+            app_toml: String::new(),
         }
     }
 }
@@ -381,8 +385,8 @@ fn usher_toml(
     envoy_door: Option<&Envoy>,
 ) -> String {
     let mut body = format!(
-        "[manager]\n{}\n\n[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\nmode = \"proxy\"\n",
-        spec.manager
+        "[manager]\n{}\n\n[[apps]]\nname = \"shop\"\nlisten = \"127.0.0.1:{front}\"\nmode = \"proxy\"\n{}\n",
+        spec.manager, spec.app_toml
     );
     for (name, n) in spec.servers.iter().zip(servers) {
         body.push_str(&format!(

@@ -3,11 +3,12 @@
 //!
 //! Server role: when the current snapshot orders a redirect and the rules
 //! allow it for this request (`RedirectRules::may_redirect`, checked against
-//! both the configured and the pushed rules), answer 302 to the target joined
-//! with the request's own path and query; otherwise serve. Only `GET` and
-//! `HEAD` are ever redirected (`usher_core::rules::redirectable_method`), and
-//! never an agent probe (`usher_core::probe::is_probe`): those are served
-//! where they landed.
+//! both the configured and the pushed rules) and this worker has not seen the
+//! page mark itself stateful (`Usher-Stateful: 1`, learned in the log phase:
+//! `self_mark`), answer 302 to the target joined with the request's own path
+//! and query; otherwise serve. Only `GET` and `HEAD` are ever redirected
+//! (`usher_core::rules::redirectable_method`), and never an agent probe
+//! (`usher_core::probe::is_probe`): those are served where they landed.
 //!
 //! Interceptor role: pick a server with the application's `FrontDoor` and a
 //! per-worker random draw, then 302 to it (307 for methods other than `GET`
@@ -92,6 +93,9 @@ unsafe fn server(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
             return None;
         }
         let path = String::from_utf8_lossy(net::bytes(&req.uri));
+        if w.self_marked.contains(&path) {
+            return None;
+        }
         // SAFETY: a valid request.
         let cookies = unsafe { net::cookies(r) };
         let cookie = cookies.as_deref();

@@ -234,6 +234,7 @@ fn counters() -> Vec<u8> {
         "redirects": shared::get(Counter::Redirects),
         "picks": shared::get(Counter::Picks),
         "sorry": shared::get(Counter::Sorry),
+        "self_marked": shared::get(Counter::SelfMarked),
         "workers_applied": shared::applied(workers),
         "pid": std::process::id(),
     })

@@ -428,6 +428,7 @@ directive!(set_server, LocConf, |_, c, name, args| {
         dynamic_load: None,
         load_age_secs: 0.0,
         available: true,
+        ..Default::default()
     });
     Ok(())
 });

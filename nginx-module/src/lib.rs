@@ -3,7 +3,8 @@
 //! One location (or server block) plays one role:
 //! - `usher_role server`: time every request, write a record of it into this
 //!   worker's shared-memory ring for the host's agent, and redirect users
-//!   away when a pushed snapshot says so (never from a stateful page);
+//!   away when a pushed snapshot says so (never from a stateful page, nor
+//!   from one that marked itself with `Usher-Stateful: 1`);
 //! - `usher_role interceptor`: the front door, a weighted pick over the
 //!   pushed load metrics, answered with a 302 or through `$usher_upstream`.
 //!
@@ -23,6 +24,7 @@ mod log_phase;
 mod module;
 mod net;
 mod respond;
+mod self_mark;
 mod shared;
 mod timing;
 mod variable;

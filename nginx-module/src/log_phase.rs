@@ -1,5 +1,6 @@
-//! LOG phase of the server role: build the request record with the selected
-//! fields, encode it with `usher-core` and push it into this worker's ring.
+//! LOG phase of the server role: learn a page that marked itself stateful
+//! (`self_mark`), then build the request record with the selected fields,
+//! encode it with `usher-core` and push it into this worker's ring.
 //! A full ring (no reader, or a slow one) drops the record, counts it and
 //! logs at most once a second; the request is never held up.
 
@@ -44,8 +45,13 @@ unsafe fn log(r: *mut ngx_http_request_t) {
     let configured = conf.record_mask();
     // SAFETY: the caller's contract.
     let uri = net::bytes(unsafe { &(*r).uri });
+    // SAFETY: the caller's contract.
+    let self_marked = unsafe { crate::self_mark::response_marks_stateful(r) };
     // `None` only on re-entry: nothing to record then.
     crate::worker::with(|w| {
+        if self_marked {
+            crate::self_mark::learn(w, uri);
+        }
         w.refresh();
         let orders = w.snapshot.as_ref().and_then(|s| s.orders.as_ref());
         let mask = orders.and_then(|o| o.field_mask).unwrap_or(configured);

@@ -26,6 +26,7 @@ const REDIRECTS: usize = 4;
 const PICKS: usize = 5;
 const NO_RING_DROPS: usize = 6;
 const SORRY: usize = 7;
+const SELF_MARKED: usize = 8;
 /// Per-worker applied versions start here.
 const APPLIED: usize = 16;
 /// Workers whose applied version is tracked.
@@ -188,6 +189,9 @@ pub enum Counter {
     Picks,
     NoRingDrops,
     Sorry,
+    /// Paths a worker learned are self-marked stateful (one per worker and
+    /// path: with every worker knowing one page, it equals the workers).
+    SelfMarked,
 }
 
 impl Counter {
@@ -197,6 +201,7 @@ impl Counter {
             Counter::Picks => PICKS,
             Counter::NoRingDrops => NO_RING_DROPS,
             Counter::Sorry => SORRY,
+            Counter::SelfMarked => SELF_MARKED,
         }
     }
 }

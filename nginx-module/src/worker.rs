@@ -1,6 +1,7 @@
 //! Per-worker state: this worker's ring, the snapshot it acts on (re-parsed
 //! only when the shared version changes), one `FrontDoor` per application,
-//! and a fast random number generator. nginx workers are single-threaded, so
+//! the pages this worker saw mark themselves stateful, and a fast random
+//! number generator. nginx workers are single-threaded, so
 //! this is a thread-local; nothing here is shared or locked.
 
 use std::cell::RefCell;
@@ -17,7 +18,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use usher_core::ring::Ring;
 use usher_core::snapshot::AppView;
-use usher_core::{FrontDoor, RequestRecord, Snapshot};
+use usher_core::{FrontDoor, RequestRecord, SelfMarked, Snapshot};
 
 use crate::module::Module;
 
@@ -41,6 +42,10 @@ pub struct Worker {
     pub record: RequestRecord,
     pub conn_cache: crate::log_phase::ConnCache,
     pub last_drop_log: u64,
+    /// Paths whose responses carried `Usher-Stateful: 1` on this worker
+    /// (learned in the log phase, never redirected by the access phase);
+    /// kept across snapshots, not shared with other workers.
+    pub self_marked: SelfMarked,
 }
 
 impl Worker {
@@ -59,6 +64,7 @@ impl Worker {
             record: RequestRecord::default(),
             conn_cache: Default::default(),
             last_drop_log: 0,
+            self_marked: SelfMarked::new(),
         }
     }
 

@@ -50,6 +50,7 @@ impl CommandCtx {
                 records_written: host::read(self.metrics.written),
                 records_dropped: host::read(self.metrics.dropped),
                 redirects: host::read(self.metrics.redirects),
+                self_marked: host::read(self.metrics.self_marked),
             },
         )
     }

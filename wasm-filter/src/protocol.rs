@@ -60,6 +60,9 @@ pub struct Counters {
     pub records_written: u64,
     pub records_dropped: u64,
     pub redirects: u64,
+    /// Paths the workers learned are self-marked stateful (one per worker
+    /// and path).
+    pub self_marked: u64,
 }
 
 /// True when `header` is `Bearer <token>` (compared in constant time by

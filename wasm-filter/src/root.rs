@@ -21,7 +21,7 @@ use crate::server::ServerCtx;
 use crate::view::View;
 use crate::worker::{Metrics, Shared, Worker};
 use crate::{host, shared};
-use usher_core::RequestRecord;
+use usher_core::{RequestRecord, SelfMarked};
 
 /// Tick period when records are kept (sealed batches leave within this).
 const RECORD_TICK: Duration = Duration::from_millis(20);
@@ -106,6 +106,10 @@ impl Root {
         host::add(self.metrics.written, std::mem::take(&mut w.records.written));
         host::add(self.metrics.dropped, std::mem::take(&mut w.records.dropped));
         host::add(self.metrics.redirects, std::mem::take(&mut w.redirects));
+        host::add(
+            self.metrics.self_marked,
+            std::mem::take(&mut w.self_marked_new),
+        );
     }
 }
 
@@ -170,6 +174,8 @@ impl RootContext for Root {
             scratch: RequestRecord::default(),
             rng,
             redirects: 0,
+            self_marked: SelfMarked::new(),
+            self_marked_new: 0,
             id,
         }));
         if worker.borrow().settings.role != Role::Command {

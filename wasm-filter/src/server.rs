@@ -1,8 +1,9 @@
 //! Server role, per request: microsecond timing from the request headers to
 //! the log phase, the selected record fields, and the redirect the snapshot
-//! orders unless the page is stateful, the user carries the session cookie,
-//! the method is not `GET`/`HEAD` or the request is an agent probe (those
-//! are served where they landed). No request header is written. Host calls
+//! orders unless the page is stateful (listed, or marked by its own earlier
+//! response on this worker), the user carries the session cookie, the method
+//! is not `GET`/`HEAD` or the request is an agent probe (those are served
+//! where they landed). No request header is written. Host calls
 //! are what cost here, so the request phase only reads the clock, plus
 //! `:path` (and `:method` and the cookie) when a redirect or the report
 //! pages must look at it; every recorded
@@ -12,12 +13,21 @@
 //! cost nothing. The filter has no response-headers callback (its export is
 //! removed by `build-wasm.sh`), and the record is assembled in the worker's
 //! reusable record (string buffers kept from one request to the next).
+//!
+//! A page marks itself stateful with the response header `Usher-Stateful: 1`
+//! (or `true`): the log phase looks for it (one host call, or none when the
+//! record already fetches the response map) and the worker remembers the
+//! path (`usher_core::SelfMarked`). Envoy runs the log phase on the worker
+//! as the stream completes, before that worker handles another request, so
+//! the memory is up to date for the next one. It is per worker (each VM
+//! learns from what it served): a worker that never served the page still
+//! redirects it while a redirect order is in force.
 
 use std::borrow::Cow;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use usher_core::{Field, FieldMask};
+use usher_core::{marks_stateful, Field, FieldMask, SELF_MARK_HEADER};
 
 use crate::fields::{auth_type, content_path, http_date_secs, HeaderPairs};
 use crate::host;
@@ -127,6 +137,30 @@ fn put(slot: &mut Option<String>, value: Option<&str>) {
     }
 }
 
+impl ServerCtx {
+    /// Remembers this request's path on the worker when its response marked
+    /// the page stateful (`Usher-Stateful: 1` or `true`).
+    fn learn_self_mark(&self, resp: &Lookup) {
+        let marked = resp
+            .get(SELF_MARK_HEADER)
+            .is_some_and(|v| marks_stateful(&v));
+        if !marked {
+            return;
+        }
+        let path = match &self.path {
+            Some(p) => Cow::Borrowed(p.as_str()),
+            None => match host::request_header(":path") {
+                Some(p) => Cow::Owned(p),
+                None => return,
+            },
+        };
+        let mut w = self.worker.borrow_mut();
+        if w.self_marked.remember(content_path(&path)) {
+            w.self_marked_new += 1;
+        }
+    }
+}
+
 impl Context for ServerCtx {}
 
 impl HttpContext for ServerCtx {
@@ -186,10 +220,11 @@ impl HttpContext for ServerCtx {
         }
         let target = self.path.as_deref().and_then(|p| {
             let method = method.as_deref().unwrap_or("");
-            self.worker
-                .borrow()
-                .view
-                .redirect_for(method, p, cookie.as_deref())
+            let w = self.worker.borrow();
+            if w.self_marked.contains(p) {
+                return None;
+            }
+            w.view.redirect_for(method, p, cookie.as_deref())
         });
         let Some(location) = target else {
             return Action::Continue;
@@ -209,11 +244,33 @@ impl HttpContext for ServerCtx {
     }
 
     fn on_log(&mut self) {
+        // The end of the request, before any work of this phase.
+        let end_us = if self.recording { host::now_us() } else { 0 };
+        let m = self.mask;
+        // A response this filter answered itself (a redirect) marks nothing.
+        let learn = self.redirected.is_none();
+        let resp_wanted = if self.recording {
+            [
+                Field::Status,
+                Field::ContentLength,
+                Field::ContentType,
+                Field::LastModified,
+                Field::RedirectLocation,
+                Field::Aborted,
+            ]
+            .iter()
+            .filter(|f| m.has(**f))
+            .count()
+        } else {
+            0
+        };
+        let resp = Lookup::response(resp_wanted + usize::from(learn));
+        if learn {
+            self.learn_self_mark(&resp);
+        }
         if !self.recording {
             return;
         }
-        let end_us = host::now_us();
-        let m = self.mask;
         let wants_path = m.has(Field::ContentPath) || m.has(Field::RequestLine);
         let req = match self.headers.take() {
             Some(map) => Lookup::Map(Some(map)),
@@ -221,18 +278,6 @@ impl HttpContext for ServerCtx {
                 Lookup::request(request_values(m) + usize::from(wants_path && self.path.is_none()))
             }
         };
-        let resp_wanted = [
-            Field::Status,
-            Field::ContentLength,
-            Field::ContentType,
-            Field::LastModified,
-            Field::RedirectLocation,
-            Field::Aborted,
-        ]
-        .iter()
-        .filter(|f| m.has(**f))
-        .count();
-        let resp = Lookup::response(resp_wanted);
 
         let mut guard = self.worker.borrow_mut();
         let w = &mut *guard;

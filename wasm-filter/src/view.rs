@@ -178,6 +178,7 @@ fn static_app(s: &Settings) -> AppView {
                 dynamic_load: None,
                 load_age_secs: 0.0,
                 available: true,
+                ..Default::default()
             })
             .collect(),
     }

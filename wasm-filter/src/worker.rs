@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use usher_core::RequestRecord;
+use usher_core::{RequestRecord, SelfMarked};
 
 use crate::config::Settings;
 use crate::host;
@@ -25,6 +25,12 @@ pub struct Worker {
     pub rng: Rng,
     /// Redirects answered, not yet added to the metric.
     pub redirects: u64,
+    /// Paths whose responses carried `Usher-Stateful: 1` on this worker
+    /// (never redirected here); kept across snapshots, not shared with the
+    /// other workers' VMs.
+    pub self_marked: SelfMarked,
+    /// Paths newly learned, not yet added to the metric.
+    pub self_marked_new: u64,
     /// Random id of this worker's VM, sent in `x-usher-worker`.
     pub id: String,
 }
@@ -38,6 +44,7 @@ pub struct Metrics {
     pub written: Option<u32>,
     pub dropped: Option<u32>,
     pub redirects: Option<u32>,
+    pub self_marked: Option<u32>,
 }
 
 impl Metrics {
@@ -46,6 +53,7 @@ impl Metrics {
             written: host::counter("usher_records_written"),
             dropped: host::counter("usher_records_dropped"),
             redirects: host::counter("usher_redirects"),
+            self_marked: host::counter("usher_self_marked"),
         }
     }
 }

@@ -181,6 +181,20 @@ pub(super) enum ServerCmd {
         #[arg(long, conflicts_with = "target")]
         off: bool,
     },
+    /// Start the server's process through the agent that watches it
+    /// (agent.toml `start`); prints its PID.
+    Start { name: String },
+    /// Stop the server's process through its agent (its `stop_signal`,
+    /// KILL after 5 s).
+    Stop {
+        name: String,
+        /// Stop with this signal instead: TERM, KILL, INT, HUP, QUIT, USR1, USR2.
+        #[arg(long)]
+        signal: Option<String>,
+    },
+    /// Stop and start the server's process through its agent; prints the
+    /// old and the new PID.
+    Restart { name: String },
     /// Add a server to an application.
     Add {
         name: String,

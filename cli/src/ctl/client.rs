@@ -52,6 +52,9 @@ impl std::fmt::Display for CtlError {
     }
 }
 
+/// How long a call may take, unless it says otherwise.
+const CALL_LIMIT: Duration = Duration::from_secs(15);
+
 /// True when an answer is the admin API's own: every answer it gives,
 /// errors included, is JSON.
 fn is_api_answer(r: &ureq::Response) -> bool {
@@ -112,10 +115,7 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             token,
-            agent: builder
-                .redirects(0)
-                .timeout(Duration::from_secs(15))
-                .build(),
+            agent: builder.redirects(0).build(),
         }
     }
 
@@ -134,10 +134,23 @@ impl Client {
 
     /// Sends `method path` with an optional JSON body; returns the JSON answer.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CtlError> {
+        self.call_within(method, path, body, CALL_LIMIT)
+    }
+
+    /// As [`Client::call`], waiting up to `limit` for the answer (for calls
+    /// the control plane answers only after an agent did: process control).
+    pub fn call_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        limit: Duration,
+    ) -> Result<Value, CtlError> {
         let url = format!("{}/api/v1{path}", self.base);
         let req = self
             .agent
             .request(method, &url)
+            .timeout(limit)
             .set("Authorization", &format!("Bearer {}", self.token));
         let res = match body {
             Some(b) => req.send_json(b.clone()),

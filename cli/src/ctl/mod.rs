@@ -2,12 +2,16 @@
 //!
 //! [`args`] is the command tree, [`parse`] reads durations and builds
 //! queries, [`token`] finds the admin token, [`client`] calls the API and
-//! [`output`] prints tables; this file maps each subcommand to its call.
+//! [`output`] prints tables; [`process`] sends process orders (start, stop,
+//! restart); this file maps each subcommand to its call.
+//!
+//! Size: about 90 lines are unit tests; the mapping itself is under 340.
 
 mod args;
 mod client;
 mod output;
 mod parse;
+mod process;
 mod token;
 
 use std::process::ExitCode;
@@ -212,6 +216,14 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
                     _ => format!("server {name}: redirect off"),
                 };
                 (v, Show::Line(line))
+            }
+            ServerCmd::Start { name } => {
+                process::order(&c, "start", name, None).map(|(v, line)| (v, Show::Line(line)))?
+            }
+            ServerCmd::Stop { name, signal } => process::order(&c, "stop", name, signal.as_deref())
+                .map(|(v, line)| (v, Show::Line(line)))?,
+            ServerCmd::Restart { name } => {
+                process::order(&c, "restart", name, None).map(|(v, line)| (v, Show::Line(line)))?
             }
             ServerCmd::Add {
                 name,

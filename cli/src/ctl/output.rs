@@ -135,6 +135,9 @@ struct ServerRow {
     capacity: Option<u32>,
     #[serde(default, deserialize_with = "lenient")]
     url: Option<String>,
+    /// PID of its process, as its agent reported it.
+    #[serde(default, deserialize_with = "lenient")]
+    pid: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +157,8 @@ pub fn servers(v: &Value, now_unix: f64) -> String {
         .map(|x| serde_json::from_value(x).unwrap_or_default())
         .collect();
     let any_failed = rows.iter().any(|r| r.failed.is_some());
+    // PIDs only where some agent reports one (agents that start servers).
+    let any_pid = rows.iter().any(|r| r.pid.is_some());
     let cells = rows
         .into_iter()
         .map(|r| {
@@ -180,6 +185,9 @@ pub fn servers(v: &Value, now_unix: f64) -> String {
                 or_dash(r.capacity),
                 or_dash(r.url),
             ];
+            if any_pid {
+                row.push(or_dash(r.pid));
+            }
             if any_failed {
                 row.push(or_dash(r.failed));
             }
@@ -189,6 +197,9 @@ pub fn servers(v: &Value, now_unix: f64) -> String {
     let mut header = vec![
         "NAME", "APP", "STATE", "WEIGHT", "LOAD", "AGE", "CAP", "URL",
     ];
+    if any_pid {
+        header.push("PID");
+    }
     if any_failed {
         header.push("REASON");
     }
@@ -511,6 +522,28 @@ mod tests {
         );
         assert_eq!(line(&text, "d")[5], "pinned");
         assert_eq!(line(&text, "e")[2..6], ["disabled", "0.0%", "9000", "6m"]);
+    }
+
+    #[test]
+    fn servers_show_pids_when_an_agent_reports_them() {
+        let v = serde_json::json!([
+            {"name": "a", "app": "shop", "url": "http://x", "capacity": 5, "state": "ok", "pid": 4711},
+            {"name": "b", "app": "shop", "url": "http://y", "capacity": 5, "state": "failed",
+             "failed": "probe failed", "pid": null}
+        ]);
+        let text = servers(&v, 0.0);
+        let header: Vec<&str> = text
+            .lines()
+            .next()
+            .expect("header")
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            header,
+            ["NAME", "APP", "STATE", "WEIGHT", "LOAD", "AGE", "CAP", "URL", "PID", "REASON"]
+        );
+        assert_eq!(line(&text, "a")[7..], ["http://x", "4711", "-"]);
+        assert_eq!(line(&text, "b")[7..], ["http://y", "-", "probe failed"]);
     }
 
     #[test]

@@ -47,7 +47,25 @@ pub async fn healthz() -> Response {
 
 /// `GET /apps`.
 pub async fn list_apps(st: AppState) -> Answer {
-    Ok(json(&st.store.fleet().apps))
+    let live = st.live.get();
+    let apps: Vec<serde_json::Value> = st
+        .store
+        .fleet()
+        .apps
+        .iter()
+        .map(|a| app_out(a, &live))
+        .collect();
+    Ok(json(&apps))
+}
+
+/// An app as the API shows it: its configuration and whether the manager
+/// judges it swamped (`swamped`: why, or `null`).
+fn app_out(app: &crate::model::App, live: &crate::live::Live) -> serde_json::Value {
+    let mut v = serde_json::to_value(app).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("swamped".into(), serde_json::json!(live.swamped(&app.name)));
+    }
+    v
 }
 
 /// `GET /apps/{app}`.
@@ -57,7 +75,7 @@ pub async fn get_app(name: String, st: AppState) -> Answer {
         kind: "app",
         name: name.clone(),
     })?;
-    Ok(json(app))
+    Ok(json(&app_out(app, &st.live.get())))
 }
 
 /// `POST /apps`.
@@ -80,7 +98,7 @@ pub async fn add_app(st: AppState, body: Bytes) -> Answer {
     }
     let out = app.clone();
     change(&st, move |tx| store::add_app(tx, &app)).await?;
-    Ok(created(&out))
+    Ok(created(&app_out(&out, &st.live.get())))
 }
 
 /// `DELETE /apps/{app}`.

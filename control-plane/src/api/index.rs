@@ -40,6 +40,13 @@ pub const ROUTES: &[RouteInfo] = &[
     r("PUT", "/api/v1/servers/{name}/load", "pin the dynamic load value: {\"value\": V} or {\"value\": V, \"for_secs\": S}"),
     r("DELETE", "/api/v1/servers/{name}/load", "clear the pinned load value (measurements apply again)"),
     r("PUT", "/api/v1/servers/{name}/redirect", "order the server's WSI to send its users elsewhere: {\"target\": name | \"front-door\" | null}"),
+    r("POST", "/api/v1/servers/{name}/start", "start the server's process through its agent; answers its PID"),
+    r("POST", "/api/v1/servers/{name}/stop", "stop the server's process through its agent (optional {\"signal\": \"KILL\"})"),
+    r("POST", "/api/v1/servers/{name}/restart", "restart the server's process through its agent; answers the new PID"),
+    r("POST", "/api/v1/servers/{name}/drain", "drain a server: no new users, stateless users moved away; body {quiet_s, then}"),
+    r("POST", "/api/v1/servers/{name}/undrain", "end a drain (or a refused restart): back through slow start"),
+    r("GET", "/api/v1/apps/{name}/policy", "an app's thresholds and timings the manager acts on"),
+    r("PUT", "/api/v1/apps/{name}/policy", "replace an app's policy (keys left out take their defaults)"),
     r("GET", "/api/v1/wsis", "list web server interfaces and their last push"),
     r("POST", "/api/v1/wsis", "register a web server interface"),
     r("DELETE", "/api/v1/wsis/{name}", "remove a web server interface"),
@@ -131,6 +138,12 @@ mod tests {
             allowed_methods("/api/v1/servers/a/load"),
             Some(vec!["PUT", "DELETE"])
         );
+        for action in ["start", "stop", "restart"] {
+            assert_eq!(
+                allowed_methods(&format!("/api/v1/servers/a/{action}")),
+                Some(vec!["POST"])
+            );
+        }
         assert_eq!(allowed_methods("/api/v1"), Some(vec!["GET"]));
         assert_eq!(allowed_methods("/api/v1/"), Some(vec!["GET"]));
         assert_eq!(allowed_methods("/healthz"), Some(vec!["GET"]));

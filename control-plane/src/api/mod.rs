@@ -1,12 +1,14 @@
 //! The admin API under `/api/v1/` (JSON, bearer token), plus `/healthz`.
 //! Described for users in docs/admin-api.md and docs/openapi.yaml.
 
+mod acts;
 pub mod agents;
 mod errors;
 mod handlers;
 mod index;
 pub mod log;
 mod models;
+mod process;
 mod routes;
 
 pub use errors::ApiError;

@@ -96,10 +96,17 @@ pub struct ServerOut<'a> {
     #[serde(flatten)]
     pub server: &'a Server,
     /// `disabled` (operator), `failed` (manager's verdict, see `failed`),
+    /// then the manager's decision (`held-out`, `restarting`, `drained`,
+    /// `draining`, `offloading`, `heavy`, `slow-start`: see `acts`), then
     /// `pinned` (operator's load in force) or `ok`.
     pub state: &'static str,
+    /// What the manager decided about it (docs/manager.md).
+    pub acts: crate::acts::ServerActs,
     /// Why the manager took it out of rotation.
     pub failed: Option<String>,
+    /// PID of its process as the agent last reported it (hello, start,
+    /// restart); `null` when unknown or stopped.
+    pub pid: Option<u32>,
     /// The load value the front doors use (pinned or measured), 0..10000.
     pub load: Option<u32>,
     /// Same as `load` (the name earlier versions used).
@@ -140,6 +147,7 @@ pub fn servers_out<'a>(fleet: &'a Fleet, live: &Live, now_unix: f64) -> Vec<Serv
             let measured = live.server(&server.name);
             let failed = measured.and_then(|m| m.failed.clone());
             let pin = server.pin_at(now_unix);
+            let acts = live.acts(&server.name);
             let (load, load_age_secs) = effective_load(server, live, now_unix);
             let (metric, share) = weights
                 .get(server.name.as_str())
@@ -149,6 +157,8 @@ pub fn servers_out<'a>(fleet: &'a Fleet, live: &Live, now_unix: f64) -> Vec<Serv
                 "disabled"
             } else if failed.is_some() {
                 "failed"
+            } else if acts.state() != "ok" {
+                acts.state()
             } else if pin.is_some() {
                 "pinned"
             } else {
@@ -157,7 +167,9 @@ pub fn servers_out<'a>(fleet: &'a Fleet, live: &Live, now_unix: f64) -> Vec<Serv
             ServerOut {
                 server,
                 state,
+                acts,
                 failed,
+                pid: measured.and_then(|m| m.pid),
                 load,
                 dynamic_load: load,
                 load_age_secs,

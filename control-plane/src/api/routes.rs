@@ -34,6 +34,21 @@ fn body() -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
     warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes())
 }
 
+/// A body that may be left out: none at all (no `Content-Length`, no
+/// `Transfer-Encoding`) reads as empty; one that is sent is capped as
+/// [`body`] (413, and 411 for a chunked one).
+fn optional_body() -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
+    let none = warp::header::optional::<String>("content-length")
+        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and_then(|len: Option<String>, te: Option<String>| async move {
+            match (len, te) {
+                (None, None) => Ok(bytes::Bytes::new()),
+                _ => Err(warp::reject::not_found()),
+            }
+        });
+    body().or(none).unify()
+}
+
 /// A known path asked with a method it does not take: `405` with `Allow`
 /// (the methods from the route index). Under `/api` only with the admin
 /// token, so a caller without it still gets `401` and learns nothing. Any
@@ -159,6 +174,50 @@ pub fn routes(
             .then(h::set_redirect))
         .unify();
 
+    // Process control through the server's agent (api/process.rs).
+    let process = {
+        use super::process::{order, Action};
+        let one = move |action: Action| {
+            warp::path("servers")
+                .and(warp::path::param::<String>())
+                .and(warp::path(action.name()))
+                .and(warp::path::end())
+                .and(warp::post())
+                .and(s())
+                .and(optional_body())
+                .then(move |n, st, b| order(n, action, st, b))
+        };
+        one(Action::Start)
+            .or(one(Action::Stop))
+            .unify()
+            .or(one(Action::Restart))
+            .unify()
+    };
+
+    // The manager's decisions: drain, undrain, an app's policy (api/acts.rs).
+    let acts = warp::path!("servers" / String / "drain")
+        .and(warp::post())
+        .and(s())
+        .and(optional_body())
+        .then(super::acts::drain)
+        .or(warp::path!("servers" / String / "undrain")
+            .and(warp::post())
+            .and(s())
+            .and(optional_body())
+            .then(super::acts::undrain))
+        .unify()
+        .or(warp::path!("apps" / String / "policy")
+            .and(warp::get())
+            .and(s())
+            .then(super::acts::get_policy))
+        .unify()
+        .or(warp::path!("apps" / String / "policy")
+            .and(warp::put())
+            .and(s())
+            .and(body())
+            .then(super::acts::set_policy))
+        .unify();
+
     let wsis = warp::path!("wsis")
         .and(warp::get())
         .and(s())
@@ -201,6 +260,10 @@ pub fn routes(
         .and(auth(st.clone()))
         .and(
             apps.or(servers)
+                .unify()
+                .or(process)
+                .unify()
+                .or(acts)
                 .unify()
                 .or(wsis)
                 .unify()

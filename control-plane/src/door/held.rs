@@ -169,6 +169,7 @@ mod tests {
                     dynamic_load: Some(4000),
                     load_age_secs: 1.0,
                     available: true,
+                    ..Default::default()
                 }],
             }],
             orders: None,

@@ -289,6 +289,7 @@ mod tests {
                     dynamic_load: None,
                     load_age_secs: 0.0,
                     available: true,
+                    ..Default::default()
                 })
                 .collect(),
         }

@@ -38,24 +38,52 @@ pub(crate) fn compute(
         .iter()
         .map(|(name, st)| {
             let latest = st.latest.as_ref().map(|(_, agg)| agg);
-            let delay = latest.map(|agg| delay_of(agg, cfg.load_source));
             let reason = st
                 .probe_failure
                 .clone()
                 .map(|r| format!("probe failed: {r}"));
+            let (load, delay) = match latest {
+                // No record at all in the interval (no completion, no
+                // probe): the server is not idle, it is unknown; keep the
+                // last value and let the front doors age it.
+                Some(agg) if agg.count == 0 && st.load.is_some() => (st.load, st.last_delay),
+                Some(agg) => {
+                    let delay = delay_of(agg, cfg.load_source);
+                    let load = dynamic_load_from_delay(delay, half_at_us);
+                    (Some(discount_errors(load, agg)), Some(delay))
+                }
+                None => (None, None),
+            };
             ServerStatus {
                 server: name.clone(),
                 agent_id: st.agent_id.clone(),
-                dynamic_load: delay.map(|d| dynamic_load_from_delay(d, half_at_us)),
+                dynamic_load: load,
                 delay_us: delay,
                 measured_at_unix: latest.and(st.measured_at_us).map(|us| us as f64 / 1e6),
                 failed: reason.is_some(),
                 reason,
+                queue_length: latest.and_then(|a| a.queue_length),
+                requests: latest.map_or(0, |a| a.count.saturating_sub(a.probes)),
+                errors: latest.map_or(0, |a| a.errors_5xx + a.errors_429),
+                host_cpu_pct: st.host_cpu_pct,
+                host_mem_pct: st.host_mem_pct,
             }
         })
         .collect();
     out.sort_by(|a, b| a.server.cmp(&b.server));
     out
+}
+
+/// Fast errors are load: a server answering 5xx or 429 to a share `e` of
+/// its requests keeps only `(1 − e)` of its load value, so a server that
+/// fails fast (and so looks quick) loses share instead of drawing users.
+pub fn discount_errors(load: u32, agg: &ServerAggregate) -> u32 {
+    if agg.count == 0 {
+        return load;
+    }
+    let errors = (agg.errors_5xx + agg.errors_429).min(agg.count);
+    let kept = 1.0 - errors as f64 / agg.count as f64;
+    (f64::from(load) * kept).round() as u32
 }
 
 /// The load loop: runs every interval and whenever woken.
@@ -122,6 +150,7 @@ pub async fn run(m: Manager, shutdown: impl std::future::Future<Output = ()> + S
             for s in &statuses {
                 if let Some(st) = servers.get_mut(&s.server) {
                     st.load = s.dynamic_load;
+                    st.last_delay = s.delay_us;
                     if st.failed != s.reason {
                         if st.failed.is_some() != s.reason.is_some() {
                             transitions.push((s.server.clone(), s.reason.clone()));
@@ -192,6 +221,9 @@ mod tests {
             probe_failure: None,
             failed: None,
             load: None,
+            last_delay: None,
+            host_cpu_pct: None,
+            host_mem_pct: None,
         }
     }
 
@@ -229,6 +261,43 @@ mod tests {
         // c's agent reported nothing (or went silent): no data is no failure.
         assert!(!st[2].failed && st[2].dynamic_load.is_none());
         assert!(st[3].failed && st[3].reason.as_deref().is_some_and(|r| r.contains("500")));
+    }
+
+    #[test]
+    fn fast_errors_cut_the_load_and_an_empty_interval_keeps_the_last_value() {
+        let now = Instant::now();
+        let cfg = ManagerConfig::default();
+        let erring = ServerAggregate {
+            count: 100,
+            mean_us: 1_000,
+            errors_5xx: 60,
+            errors_429: 20,
+            queue_delay_us: Some(0),
+            ..Default::default()
+        };
+        let full = dynamic_load_from_delay(1_000, 5_000);
+        assert_eq!(
+            discount_errors(full, &erring),
+            (f64::from(full) * 0.2).round() as u32
+        );
+        let mut servers = HashMap::new();
+        servers.insert("a".to_string(), state("ag", Some(erring), now));
+        let st = compute(&cfg, &servers);
+        assert_eq!(
+            st[0].dynamic_load,
+            Some((f64::from(full) * 0.2).round() as u32)
+        );
+        assert_eq!((st[0].requests, st[0].errors), (100, 80));
+        // Nothing at all in the next interval: not idle, the last value.
+        let mut empty = state("ag", Some(ServerAggregate::default()), now);
+        empty.load = Some(1234);
+        empty.last_delay = Some(42_000);
+        servers.insert("a".to_string(), empty);
+        let st = compute(&cfg, &servers);
+        assert_eq!(
+            (st[0].dynamic_load, st[0].delay_us),
+            (Some(1234), Some(42_000))
+        );
     }
 
     #[test]

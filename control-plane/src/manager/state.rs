@@ -66,7 +66,7 @@ pub(crate) struct AgentConn {
 }
 
 /// What the manager knows about one server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ServerState {
     pub agent_id: String,
     pub latest: Option<(Instant, ServerAggregate)>,
@@ -78,6 +78,11 @@ pub(crate) struct ServerState {
     /// Failure as last announced to the listener.
     pub failed: Option<String>,
     pub load: Option<u32>,
+    /// The delay `load` came from (kept through intervals with no records).
+    pub last_delay: Option<u64>,
+    /// The agent's host: CPU busy and memory used, percent, last report.
+    pub host_cpu_pct: Option<f64>,
+    pub host_mem_pct: Option<f64>,
 }
 
 pub(crate) struct Inner {

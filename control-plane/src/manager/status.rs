@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// One server's status at one interval.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServerStatus {
     pub server: String,
     pub agent_id: String,
@@ -18,4 +18,13 @@ pub struct ServerStatus {
     /// True when the server must leave rotation.
     pub failed: bool,
     pub reason: Option<String>,
+    /// Probe queue length in the latest report.
+    pub queue_length: Option<u32>,
+    /// Users' requests (not probes) in the latest report, and how many of
+    /// them answered 5xx or 429.
+    pub requests: u64,
+    pub errors: u64,
+    /// The agent's host, latest report: CPU busy and memory used, percent.
+    pub host_cpu_pct: Option<f64>,
+    pub host_mem_pct: Option<f64>,
 }

@@ -112,6 +112,7 @@ mod tests {
             obsolescence_secs: 1200.0,
             max_concurrent: 10,
             panic_threshold_pct: 50.0,
+            policy: Default::default(),
         }
     }
 

@@ -12,8 +12,8 @@ use crate::model::{App, Fleet, Origin, Server, SorryPage, Wsi, WsiRole};
 pub fn load_fleet(conn: &Connection, generation: u64) -> Result<Fleet, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT name, origin, listen, public_url, mode, enabled, sorry_page_path, sorry_page_html,
-                rules, epsilon, obsolescence_secs, max_concurrent, panic_threshold_pct
-                FROM apps ORDER BY name",
+                rules, epsilon, obsolescence_secs, max_concurrent, panic_threshold_pct,
+                policy FROM apps ORDER BY name",
     )?;
     let apps = stmt
         .query_map([], app_from_row)?
@@ -98,5 +98,9 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<App> {
         obsolescence_secs: r.get(10)?,
         max_concurrent: r.get(11)?,
         panic_threshold_pct: r.get(12)?,
+        policy: {
+            let text: String = r.get(13)?;
+            serde_json::from_str(&text).map_err(|_| bad_column(13, &text))?
+        },
     })
 }

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Version of the tables below; bump with a migration when they change.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS apps (
     epsilon REAL NOT NULL,
     obsolescence_secs REAL NOT NULL,
     max_concurrent INTEGER NOT NULL,
-    panic_threshold_pct REAL NOT NULL DEFAULT 50
+    panic_threshold_pct REAL NOT NULL DEFAULT 50,
+    policy TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS servers (
     name TEXT PRIMARY KEY,
@@ -81,20 +82,15 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             )?;
         }
         Some(v) if v == SCHEMA_VERSION => {}
-        Some(v @ (1 | 2)) => {
-            // Version 2 added `servers.failed`; version 3 moved measured
-            // loads and failure verdicts out to the live view and keeps
-            // only the operator's pinned load here.
-            if v == 2 {
-                tx.execute_batch("ALTER TABLE servers DROP COLUMN failed;")?;
+        Some(v @ 1..=3) => {
+            if v < 3 {
+                migrate_to_3(&tx, v)?;
             }
+            // Version 4 added each app's policy (thresholds the manager
+            // acts on), as JSON; `{}` is every default.
             tx.execute_batch(
-                "ALTER TABLE servers DROP COLUMN load_updated_unix;
-                 ALTER TABLE servers RENAME COLUMN dynamic_load TO pinned_load;
-                 UPDATE servers SET pinned_load = NULL;
-                 ALTER TABLE servers ADD COLUMN pinned_until_unix REAL;
-                 ALTER TABLE apps ADD COLUMN panic_threshold_pct REAL NOT NULL DEFAULT 50;
-                 UPDATE schema_version SET version = 3;",
+                "ALTER TABLE apps ADD COLUMN policy TEXT NOT NULL DEFAULT '{}';
+                 UPDATE schema_version SET version = 4;",
             )?;
         }
         Some(v) => {
@@ -107,6 +103,24 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     tx.commit()?;
     make_private(path)?;
     Ok(conn)
+}
+
+fn migrate_to_3(tx: &rusqlite::Transaction<'_>, v: i64) -> Result<(), StoreError> {
+    // Version 2 added `servers.failed`; version 3 moved measured loads and
+    // failure verdicts out to the live view and keeps only the operator's
+    // pinned load here.
+    if v == 2 {
+        tx.execute_batch("ALTER TABLE servers DROP COLUMN failed;")?;
+    }
+    tx.execute_batch(
+        "ALTER TABLE servers DROP COLUMN load_updated_unix;
+         ALTER TABLE servers RENAME COLUMN dynamic_load TO pinned_load;
+         UPDATE servers SET pinned_load = NULL;
+         ALTER TABLE servers ADD COLUMN pinned_until_unix REAL;
+         ALTER TABLE apps ADD COLUMN panic_threshold_pct REAL NOT NULL DEFAULT 50;
+         UPDATE schema_version SET version = 3;",
+    )?;
+    Ok(())
 }
 
 fn make_private(path: &Path) -> Result<(), StoreError> {
@@ -184,6 +198,6 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .expect("row");
-        assert_eq!(row, (None, None, 3));
+        assert_eq!(row, (None, None, 4));
     }
 }

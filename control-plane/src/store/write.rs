@@ -38,6 +38,8 @@ fn mode_str(mode: AppMode) -> &'static str {
 pub fn upsert_app(conn: &Connection, app: &App) -> Result<(), StoreError> {
     let rules = serde_json::to_string(&app.rules)
         .map_err(|e| StoreError::invalid("rules", e.to_string()))?;
+    let policy = serde_json::to_string(&app.policy)
+        .map_err(|e| StoreError::invalid("policy", e.to_string()))?;
     let clash: Option<String> = conn
         .query_row(
             "SELECT name FROM apps WHERE listen = ?1 AND name <> ?2",
@@ -54,14 +56,14 @@ pub fn upsert_app(conn: &Connection, app: &App) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO apps (name, origin, listen, public_url, mode, enabled, sorry_page_path,
             sorry_page_html, rules, epsilon, obsolescence_secs, max_concurrent,
-            panic_threshold_pct)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            panic_threshold_pct, policy)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT(name) DO UPDATE SET origin = excluded.origin, listen = excluded.listen,
             public_url = excluded.public_url, mode = excluded.mode, enabled = excluded.enabled,
             sorry_page_path = excluded.sorry_page_path, sorry_page_html = excluded.sorry_page_html,
             rules = excluded.rules, epsilon = excluded.epsilon,
             obsolescence_secs = excluded.obsolescence_secs, max_concurrent = excluded.max_concurrent,
-            panic_threshold_pct = excluded.panic_threshold_pct",
+            panic_threshold_pct = excluded.panic_threshold_pct, policy = excluded.policy",
         params![
             app.name,
             app.origin.as_str(),
@@ -76,6 +78,7 @@ pub fn upsert_app(conn: &Connection, app: &App) -> Result<(), StoreError> {
             app.obsolescence_secs,
             app.max_concurrent,
             app.panic_threshold_pct,
+            policy,
         ],
     )?;
     Ok(())
@@ -117,6 +120,22 @@ pub fn set_app_enabled(conn: &Connection, name: &str, enabled: bool) -> Result<(
     conn.execute(
         "UPDATE apps SET enabled = ?2 WHERE name = ?1",
         params![name, enabled],
+    )?;
+    Ok(())
+}
+
+/// Replaces an app's policy (thresholds the manager acts on).
+pub fn set_app_policy(
+    conn: &Connection,
+    name: &str,
+    policy: &crate::acts::Policy,
+) -> Result<(), StoreError> {
+    need(conn, "apps", "app", name)?;
+    let text =
+        serde_json::to_string(policy).map_err(|e| StoreError::invalid("policy", e.to_string()))?;
+    conn.execute(
+        "UPDATE apps SET policy = ?2 WHERE name = ?1",
+        params![name, text],
     )?;
     Ok(())
 }

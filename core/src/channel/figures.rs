@@ -68,6 +68,12 @@ pub struct ServerAggregate {
     pub p99_us: u64,
     pub errors_4xx: u64,
     pub errors_5xx: u64,
+    /// 429 answers (also in `errors_4xx`): the server shedding load.
+    #[serde(default)]
+    pub errors_429: u64,
+    /// Of `count`, the agent's own probes (not users' requests).
+    #[serde(default)]
+    pub probes: u64,
     /// Records that could not be decoded or were dropped by the producer.
     #[serde(default)]
     pub dropped: u64,

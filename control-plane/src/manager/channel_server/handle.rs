@@ -114,6 +114,9 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
                 probe_failure: None,
                 failed: None,
                 load: None,
+                last_delay: None,
+                host_cpu_pct: None,
+                host_mem_pct: None,
             });
         match agg.probe_ok {
             Some(false) if st.probe_failure.is_none() => {
@@ -131,6 +134,13 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
             _ => {}
         }
         st.latest = Some((Instant::now(), agg.clone()));
+        let cpu = report.host.cpu;
+        // All zero: the agent had no CPU figures (first interval, or a
+        // host that does not give them) — unknown, not 100 % busy.
+        st.host_cpu_pct =
+            (cpu.user + cpu.system + cpu.idle > 0.0).then(|| (100.0 - cpu.idle).clamp(0.0, 100.0));
+        st.host_mem_pct = (report.host.memory_total > 0)
+            .then(|| report.host.memory_used as f64 * 100.0 / report.host.memory_total as f64);
         st.measured_at_us = Some(report.interval_stop_us.min(now_us()));
     }
     changed

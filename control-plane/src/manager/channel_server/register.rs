@@ -87,8 +87,7 @@ pub(super) async fn register(
                 latest: None,
                 measured_at_us: None,
                 probe_failure: None,
-                failed: None,
-                load: None,
+                ..Default::default()
             });
             st.agent_id = agent_id.clone();
         }
