@@ -46,6 +46,40 @@ impl DemoAppSpec {
         self
     }
 
+    /// The command line that starts it (for a process someone else runs,
+    /// e.g. an agent's `start`); fixes the port if none was set.
+    pub fn argv(&mut self) -> Vec<String> {
+        let port = *self.port.get_or_insert_with(free_port);
+        vec![
+            Artifact::DemoApp.path().display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--name".into(),
+            self.name.clone(),
+            "--workers".into(),
+            self.workers.to_string(),
+            "--service-ms".into(),
+            self.service_ms.to_string(),
+        ]
+    }
+
+    /// A handle on an app started elsewhere (see [`DemoAppSpec::argv`]):
+    /// its knobs work, [`DemoApp::stop`] and drop leave the process alone.
+    pub fn attach(mut self) -> DemoApp {
+        let port = *self.port.get_or_insert_with(free_port);
+        let tmp = tempfile::tempdir().expect("tempdir");
+        DemoApp {
+            name: self.name,
+            port,
+            workers: self.workers,
+            service_ms: self.service_ms,
+            log_dir: tmp.path().to_path_buf(),
+            launches: 0,
+            proc: None,
+            _tmp: Some(tmp),
+        }
+    }
+
     /// Starts it and waits until it listens.
     pub fn start(self) -> DemoApp {
         let (log_dir, tmp) = match self.log_dir {
@@ -107,17 +141,16 @@ impl DemoApp {
     /// (Re)starts the process on the same port; each launch logs to a new file.
     pub fn launch(&mut self) {
         self.launches += 1;
-        let mut cmd = Command::new(Artifact::DemoApp.path());
-        cmd.args([
-            "--listen",
-            &format!("127.0.0.1:{}", self.port),
-            "--name",
-            &self.name,
-            "--workers",
-            &self.workers.to_string(),
-            "--service-ms",
-            &self.service_ms.to_string(),
-        ]);
+        let argv = DemoAppSpec {
+            name: self.name.clone(),
+            workers: self.workers,
+            service_ms: self.service_ms,
+            port: Some(self.port),
+            log_dir: None,
+        }
+        .argv();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         let log = self
             .log_dir
             .join(format!("{}-{}-{}.log", self.name, self.port, self.launches));
@@ -154,7 +187,7 @@ impl DemoApp {
     }
 
     /// `POST /control?{query}`; asserts 200 and returns the stats it answers.
-    fn control(&self, query: &str) -> serde_json::Value {
+    pub fn control(&self, query: &str) -> serde_json::Value {
         let r = call(
             http().post(&format!("http://127.0.0.1:{}/control?{query}", self.port)),
             Some(""),

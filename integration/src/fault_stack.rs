@@ -54,6 +54,10 @@ pub struct FaultSpec {
     /// Extra keys of app `shop` (and its sub-tables, e.g. `[apps.policy]`),
     /// placed right after its `[[apps]]` entry.
     pub app_toml: String,
+    /// The agent starts each demo app (its `start`, at boot) instead of
+    /// the test, so the manager can stop and restart it through the agent;
+    /// [`FaultStack::apps`] are then handles on those processes.
+    pub agent_runs_apps: bool,
 }
 
 impl Default for FaultSpec {
@@ -71,6 +75,7 @@ impl Default for FaultSpec {
             agent_toml: String::new(),
             separate_door: false,
             app_toml: String::new(),
+            agent_runs_apps: false,
         }
     }
 }
@@ -93,6 +98,10 @@ pub struct FaultStack {
     /// The agent's folder: `agent.toml`, `agent-N.log`, `data/`.
     pub agent_dir: tempfile::TempDir,
     envoy_dir: tempfile::TempDir,
+    /// With `spec.agent_runs_apps`: each demo app's command line, in
+    /// `spec.servers` order, and every PID the test saw.
+    app_argv: Vec<Vec<String>>,
+    app_pids: Vec<u32>,
 }
 
 impl FaultStack {
@@ -100,14 +109,18 @@ impl FaultStack {
     /// and every front door has a snapshot.
     pub fn start(spec: FaultSpec) -> FaultStack {
         let envoy_dir = tempfile::tempdir().expect("tempdir");
+        let mut app_argv = Vec::new();
         let apps: Vec<DemoApp> = spec
             .servers
             .iter()
             .map(|n| {
-                DemoApp::spec(n)
-                    .workers(16)
-                    .service_ms(spec.service_ms)
-                    .start()
+                let mut app = DemoApp::spec(n).workers(16).service_ms(spec.service_ms);
+                if spec.agent_runs_apps {
+                    app_argv.push(app.argv());
+                    app.attach()
+                } else {
+                    app.start()
+                }
             })
             .collect();
         let servers: Vec<Nginx> = apps
@@ -165,10 +178,33 @@ impl FaultStack {
             agent_launches: 0,
             agent_dir: tempfile::tempdir().expect("tempdir"),
             envoy_dir,
+            app_argv,
+            app_pids: Vec::new(),
         };
         stack.start_agent();
+        for app in &stack.apps {
+            wait_for_port(app.port, Duration::from_secs(10));
+        }
         stack.wait_ready();
         stack
+    }
+
+    /// The PID of the demo app the agent runs for `server` (from the
+    /// server row); remembered so that drop can stop it should the agent
+    /// be gone.
+    pub fn app_pid(&mut self, server: &str) -> Option<u32> {
+        let pid = self
+            .server_rows()
+            .into_iter()
+            .find(|s| s["name"] == server)
+            .and_then(|s| s["pid"].as_u64())
+            .and_then(|p| u32::try_from(p).ok());
+        if let Some(p) = pid {
+            if !self.app_pids.contains(&p) {
+                self.app_pids.push(p);
+            }
+        }
+        pid
     }
 
     fn wait_ready(&self) {
@@ -213,13 +249,20 @@ impl FaultStack {
             token = self.cp.agent_token(),
             extra = self.spec.agent_toml,
         );
-        for (name, n) in self.spec.servers.iter().zip(&self.servers) {
+        for (i, (name, n)) in self.spec.servers.iter().zip(&self.servers).enumerate() {
             text.push_str(&format!(
                 "[[servers]]\nname = \"{name}\"\nurl = \"{url}\"\nring = \"{ring}\"\nprobe_body = \"ok {name}\"\n\
                  command_url = \"{url}/usher/command\"\ncommand_token = \"{TOKEN}\"\n",
                 url = n.url(""),
                 ring = n.ring.display()
             ));
+            if let Some(argv) = self.app_argv.get(i) {
+                let quoted: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+                text.push_str(&format!(
+                    "start_at_boot = true\nstart = [{}]\n",
+                    quoted.join(", ")
+                ));
+            }
         }
         text
     }
@@ -333,8 +376,21 @@ impl FaultStack {
 
 impl Drop for FaultStack {
     fn drop(&mut self) {
+        if self.spec.agent_runs_apps {
+            for name in self.spec.servers.clone() {
+                self.app_pid(&name);
+            }
+        }
         self.stop_agent();
         self.cp.stop();
+        // The agent stops the apps it started; should it have been killed,
+        // stop what is left of them (by PID, only demo apps).
+        for pid in &self.app_pids {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if crate::alive(*pid) && String::from_utf8_lossy(&cmdline).contains("usher-demo-app") {
+                crate::send_signal("KILL", &pid.to_string());
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! when its guard drops, even when the test panics.
 #![forbid(unsafe_code)]
 
+pub mod acts;
 pub mod agent;
 pub mod artifacts;
 pub mod closed_loop;

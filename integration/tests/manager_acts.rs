@@ -14,13 +14,10 @@
 //! is left after the load was normal for `unswamp_s`; and all servers
 //! heavily loaded (peak load) swamp the app with every server kept serving.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use usher_integration::door_load::Door;
+use usher_integration::acts::{app, direct, events_of, served_by, state, wait_state};
 use usher_integration::fault_stack::{FaultSpec, FaultStack};
-use usher_integration::http::call;
 use usher_integration::{eventually, http};
 
 const RECOVER_MS: u64 = 1500;
@@ -40,82 +37,6 @@ fn spec() -> FaultSpec {
         ),
         ..FaultSpec::default()
     }
-}
-
-fn row(stack: &FaultStack, name: &str) -> Value {
-    stack
-        .server_rows()
-        .into_iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or(Value::Null)
-}
-
-fn state(stack: &FaultStack, name: &str) -> String {
-    row(stack, name)["state"].as_str().unwrap_or("").to_string()
-}
-
-/// Polls until `name`'s state is `want`; the time it took.
-fn wait_state(stack: &FaultStack, name: &str, want: &str, limit: Duration) -> Duration {
-    let t = Instant::now();
-    let mut seen = Vec::new();
-    let got = eventually(limit, || {
-        let s = state(stack, name);
-        if seen.last() != Some(&s) {
-            seen.push(s.clone());
-        }
-        s == want
-    });
-    got.unwrap_or_else(|| {
-        panic!(
-            "{name} never became {want} within {limit:?} (states seen {seen:?}); row {}\n--- control:\n{}",
-            row(stack, name),
-            stack.cp.log()
-        )
-    });
-    t.elapsed()
-}
-
-/// `n` GETs of `/` through one front door: answers per server name.
-fn served_by(agent: &ureq::Agent, door: &Door, n: usize) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for _ in 0..n {
-        let r = call(agent.get(&format!("http://127.0.0.1:{}/", door.port)), None);
-        let who = if r.status == 200 {
-            r.body
-                .split("hello from ")
-                .nth(1)
-                .and_then(|s| s.split('<').next())
-                .unwrap_or("?")
-                .to_string()
-        } else {
-            format!("status {}", r.status)
-        };
-        *out.entry(who).or_default() += 1;
-    }
-    out
-}
-
-fn app(stack: &FaultStack) -> Value {
-    stack.cp.api_ok("GET", "/api/v1/apps/shop", None)
-}
-
-fn events_of(stack: &FaultStack, kind: &str, origin: &str) -> Vec<Value> {
-    stack
-        .events(kind)
-        .into_iter()
-        .filter(|e| e["origin_name"] == origin || e["origin"] == origin || origin.is_empty())
-        .collect()
-}
-
-/// GET `path` straight at a server's nginx (optionally with a cookie):
-/// (status, Location).
-fn direct(url: &str, cookie: Option<&str>) -> (u16, Option<String>) {
-    let mut req = http().get(url);
-    if let Some(c) = cookie {
-        req = req.set("cookie", c);
-    }
-    let r = call(req, None);
-    (r.status, r.location)
 }
 
 #[test]

@@ -74,7 +74,7 @@ pub struct Policy {
     /// restart happens at the latest after ten times this.
     pub restart_quiet_s: f64,
     /// Ramp of a server entering rotation, from 10 % of its weight to
-    /// all of it (s); 0 (the default for now) switches slow start off.
+    /// all of it (s); 0 switches slow start off.
     pub slow_start_s: f64,
 }
 
@@ -99,7 +99,7 @@ impl Default for Policy {
             restart_after_s: 10.0,
             restart_max_per_hour: 3,
             restart_quiet_s: 2.0,
-            slow_start_s: 0.0,
+            slow_start_s: 30.0,
         }
     }
 }

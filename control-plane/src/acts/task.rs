@@ -2,7 +2,7 @@
 //! from the manager's latest statuses and the configured fleet, picture out
 //! into the live view, events into the logging database, actions out
 //! through the agents. Also refreshes each server's long-term load (the
-//! front doors' static default) once a minute.
+//! front doors' static default) every `long_term_every_s`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -19,9 +19,6 @@ use crate::views::now_unix;
 
 /// How long an agent may take to restart or stop a server.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(60);
-/// The window of the long-term load value, and how often it is refreshed.
-const LONG_TERM_WINDOW: Duration = Duration::from_secs(3600);
-const LONG_TERM_EVERY: Duration = Duration::from_secs(60);
 
 /// Each configured server's figures from the latest statuses.
 fn figures(fleet: &Fleet, statuses: &[ServerStatus], live: &crate::live::Live) -> Vec<Figures> {
@@ -56,6 +53,8 @@ pub fn start(acts: &Acts, store: &Store, live: &LiveView, manager: Manager) {
     let interval = Duration::from_millis(manager.config().interval_ms.max(50));
     let (acts, store, live) = (acts.clone(), store.clone(), live.clone());
     let long_term = (live.clone(), manager.clone());
+    let window = Duration::from_secs(manager.config().long_term_window_s);
+    let every = Duration::from_secs(manager.config().long_term_every_s);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -70,8 +69,8 @@ pub fn start(acts: &Acts, store: &Store, live: &LiveView, manager: Manager) {
     tokio::spawn(async move {
         let (live, manager) = long_term;
         loop {
-            refresh_long_term(&live, &manager).await;
-            tokio::time::sleep(LONG_TERM_EVERY).await;
+            refresh_long_term(&live, &manager, window).await;
+            tokio::time::sleep(every).await;
         }
     });
 }
@@ -141,6 +140,9 @@ async fn carry_out(acts: Acts, live: LiveView, manager: Manager, action: Action)
     let result = match manager.command_server(kind, ACTION_TIMEOUT).await {
         Ok(r) if r.ok => {
             live.set_pid(&server, r.pid);
+            if action.kind == ActionKind::Restart {
+                manager.forget_errors(&server);
+            }
             Ok(())
         }
         Ok(r) => Err(r.text),
@@ -150,9 +152,9 @@ async fn carry_out(acts: Acts, live: LiveView, manager: Manager, action: Action)
     acts.wake.notify_one();
 }
 
-/// Each server's mean load value over the last hour, into the live view.
-async fn refresh_long_term(live: &LiveView, manager: &Manager) {
-    let loads = match manager.long_term_loads(LONG_TERM_WINDOW).await {
+/// Each server's mean load value over `window`, into the live view.
+async fn refresh_long_term(live: &LiveView, manager: &Manager, window: Duration) {
+    let loads = match manager.long_term_loads(window).await {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!("long-term loads not read: {e}");

@@ -48,6 +48,13 @@ pub struct ManagerConfig {
     /// (`GET /api/v1/agents`); `DELETE /api/v1/agents/{id}` then removes it.
     #[serde(default = "default_gone_after_s")]
     pub gone_after_s: u64,
+    /// The window (seconds) of each server's long-term load value, the
+    /// static default front doors age toward when the manager is away.
+    #[serde(default = "default_long_term_window_s")]
+    pub long_term_window_s: u64,
+    /// How often (seconds) the long-term values are recomputed.
+    #[serde(default = "default_long_term_every_s")]
+    pub long_term_every_s: u64,
 }
 
 fn default_interval_ms() -> u64 {
@@ -71,6 +78,12 @@ fn default_retention_hours() -> u64 {
 fn default_gone_after_s() -> u64 {
     300
 }
+fn default_long_term_window_s() -> u64 {
+    3600
+}
+fn default_long_term_every_s() -> u64 {
+    60
+}
 
 impl Default for ManagerConfig {
     fn default() -> Self {
@@ -83,6 +96,8 @@ impl Default for ManagerConfig {
             flush_ms: default_flush_ms(),
             retention_hours: default_retention_hours(),
             gone_after_s: default_gone_after_s(),
+            long_term_window_s: default_long_term_window_s(),
+            long_term_every_s: default_long_term_every_s(),
         }
     }
 }
@@ -110,6 +125,12 @@ impl ManagerConfig {
             || self.gone_after_s.saturating_mul(1000) < self.silent_after_ms
         {
             return Err("gone_after_s: must be 1..=31536000 and at least silent_after_ms".into());
+        }
+        if !(60..=7 * 86_400).contains(&self.long_term_window_s) {
+            return Err("long_term_window_s: must be 60..=604800".into());
+        }
+        if !(1..=3600).contains(&self.long_term_every_s) {
+            return Err("long_term_every_s: must be 1..=3600".into());
         }
         Ok(self)
     }

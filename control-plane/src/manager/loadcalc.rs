@@ -32,6 +32,7 @@ pub fn delay_of(agg: &ServerAggregate, source: LoadSource) -> u64 {
 pub(crate) fn compute(
     cfg: &ManagerConfig,
     servers: &HashMap<String, ServerState>,
+    now_us: u64,
 ) -> Vec<ServerStatus> {
     let half_at_us = (cfg.half_at_ms * 1000.0).max(1.0) as u64;
     let mut out: Vec<ServerStatus> = servers
@@ -42,6 +43,7 @@ pub(crate) fn compute(
                 .probe_failure
                 .clone()
                 .map(|r| format!("probe failed: {r}"));
+            let error_share = latest.map_or(0.0, |agg| error_share(agg, st.error_memory, now_us));
             let (load, delay) = match latest {
                 // No record at all in the interval (no completion, no
                 // probe): the server is not idle, it is unknown; keep the
@@ -50,7 +52,7 @@ pub(crate) fn compute(
                 Some(agg) => {
                     let delay = delay_of(agg, cfg.load_source);
                     let load = dynamic_load_from_delay(delay, half_at_us);
-                    (Some(discount_errors(load, agg)), Some(delay))
+                    (Some(discount_errors(load, error_share)), Some(delay))
                 }
                 None => (None, None),
             };
@@ -67,6 +69,7 @@ pub(crate) fn compute(
                 errors: latest.map_or(0, |a| a.errors_5xx + a.errors_429),
                 host_cpu_pct: st.host_cpu_pct,
                 host_mem_pct: st.host_mem_pct,
+                error_share,
             }
         })
         .collect();
@@ -74,16 +77,41 @@ pub(crate) fn compute(
     out
 }
 
+/// How long a remembered error share holds in full with no users'
+/// requests to contradict it, and then its half-life: a server that lost
+/// its users by failing is let back as a trickle, not all at once.
+const ERROR_HOLD_US: u64 = 10_000_000;
+const ERROR_HALF_LIFE_US: f64 = 10_000_000.0;
+
 /// Fast errors are load: a server answering 5xx or 429 to a share `e` of
-/// its requests keeps only `(1 − e)` of its load value, so a server that
-/// fails fast (and so looks quick) loses share instead of drawing users.
-pub fn discount_errors(load: u32, agg: &ServerAggregate) -> u32 {
-    if agg.count == 0 {
-        return load;
-    }
-    let errors = (agg.errors_5xx + agg.errors_429).min(agg.count);
-    let kept = 1.0 - errors as f64 / agg.count as f64;
+/// its users' requests keeps only `(1 − e)` of its load value, so a server
+/// that fails fast (and so looks quick) loses share instead of drawing
+/// users.
+pub fn discount_errors(load: u32, error_share: f64) -> u32 {
+    let kept = 1.0 - error_share.clamp(0.0, 1.0);
     (f64::from(load) * kept).round() as u32
+}
+
+/// Users' requests in a report (records that were not probes).
+pub fn users_requests(agg: &ServerAggregate) -> u64 {
+    agg.count.saturating_sub(agg.probes)
+}
+
+/// The share of users' answers that were errors: from the report when it
+/// has users' requests; else the remembered share (`memory`: share and
+/// when, unix µs), held for [`ERROR_HOLD_US`] and then halved every
+/// [`ERROR_HALF_LIFE_US`] — probes alone say nothing about what users get.
+pub fn error_share(agg: &ServerAggregate, memory: Option<(f64, u64)>, now_us: u64) -> f64 {
+    let users = users_requests(agg);
+    if users > 0 {
+        let errors = (agg.errors_5xx + agg.errors_429).min(users);
+        return errors as f64 / users as f64;
+    }
+    let Some((share, at)) = memory else {
+        return 0.0;
+    };
+    let age = now_us.saturating_sub(at).saturating_sub(ERROR_HOLD_US);
+    share * 0.5f64.powf(age as f64 / ERROR_HALF_LIFE_US)
 }
 
 /// The load loop: runs every interval and whenever woken.
@@ -145,12 +173,18 @@ pub async fn run(m: Manager, shutdown: impl std::future::Future<Output = ()> + S
 
         let (statuses, transitions) = {
             let mut servers = lock(&m.inner.servers);
-            let statuses = compute(&cfg, &servers);
+            let statuses = compute(&cfg, &servers, now_us());
             let mut transitions = Vec::new();
             for s in &statuses {
                 if let Some(st) = servers.get_mut(&s.server) {
                     st.load = s.dynamic_load;
                     st.last_delay = s.delay_us;
+                    if let Some((_, agg)) = &st.latest {
+                        if users_requests(agg) > 0 {
+                            st.error_memory =
+                                Some((s.error_share, st.measured_at_us.unwrap_or_else(now_us)));
+                        }
+                    }
                     if st.failed != s.reason {
                         if st.failed.is_some() != s.reason.is_some() {
                             transitions.push((s.server.clone(), s.reason.clone()));
@@ -217,13 +251,7 @@ mod tests {
         ServerState {
             agent_id: agent.into(),
             latest: agg.map(|a| (at, a)),
-            measured_at_us: None,
-            probe_failure: None,
-            failed: None,
-            load: None,
-            last_delay: None,
-            host_cpu_pct: None,
-            host_mem_pct: None,
+            ..Default::default()
         }
     }
 
@@ -253,7 +281,7 @@ mod tests {
         let mut broken = state("ag1", None, now);
         broken.probe_failure = Some("status 500".into());
         servers.insert("d".to_string(), broken);
-        let st = compute(&cfg, &servers);
+        let st = compute(&cfg, &servers, 0);
         assert_eq!(st[0].dynamic_load, Some(5_000)); // 10 ms at half 10 ms
         assert_eq!(st[1].dynamic_load, Some(1_250)); // 70 ms: 10000*10/80
         assert_eq!(st[1].delay_us, Some(70_000));
@@ -277,12 +305,12 @@ mod tests {
         };
         let full = dynamic_load_from_delay(1_000, 5_000);
         assert_eq!(
-            discount_errors(full, &erring),
+            discount_errors(full, error_share(&erring, None, 0)),
             (f64::from(full) * 0.2).round() as u32
         );
         let mut servers = HashMap::new();
         servers.insert("a".to_string(), state("ag", Some(erring), now));
-        let st = compute(&cfg, &servers);
+        let st = compute(&cfg, &servers, 0);
         assert_eq!(
             st[0].dynamic_load,
             Some((f64::from(full) * 0.2).round() as u32)
@@ -293,7 +321,7 @@ mod tests {
         empty.load = Some(1234);
         empty.last_delay = Some(42_000);
         servers.insert("a".to_string(), empty);
-        let st = compute(&cfg, &servers);
+        let st = compute(&cfg, &servers, 0);
         assert_eq!(
             (st[0].dynamic_load, st[0].delay_us),
             (Some(1234), Some(42_000))

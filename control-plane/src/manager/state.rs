@@ -83,6 +83,11 @@ pub(crate) struct ServerState {
     /// The agent's host: CPU busy and memory used, percent, last report.
     pub host_cpu_pct: Option<f64>,
     pub host_mem_pct: Option<f64>,
+    /// Share of users' answers that were 5xx/429 in the last report that
+    /// had users' requests, and when it was measured (unix µs): kept
+    /// through reports with probes only, so a server that fails fast is
+    /// not read as healthy the moment its users stop arriving.
+    pub error_memory: Option<(f64, u64)>,
 }
 
 pub(crate) struct Inner {
@@ -299,6 +304,14 @@ impl Manager {
             .into_iter()
             .map(|(c, v)| (c.strip_prefix("server:").unwrap_or(&c).to_string(), v))
             .collect())
+    }
+
+    /// Forgets a server's remembered error share (it was just restarted:
+    /// the errors were the old process's).
+    pub fn forget_errors(&self, server: &str) {
+        if let Some(st) = lock(&self.inner.servers).get_mut(server) {
+            st.error_memory = None;
+        }
     }
 
     /// Asks the load loop to run now (a failure was reported).

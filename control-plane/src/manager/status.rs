@@ -27,4 +27,7 @@ pub struct ServerStatus {
     /// The agent's host, latest report: CPU busy and memory used, percent.
     pub host_cpu_pct: Option<f64>,
     pub host_mem_pct: Option<f64>,
+    /// Share (0..1) of users' answers that were 5xx/429: the latest
+    /// report's, or the remembered one while only probes arrive.
+    pub error_share: f64,
 }

@@ -109,14 +109,7 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
             .entry(agg.server.clone())
             .or_insert_with(|| ServerState {
                 agent_id: agent_id.to_string(),
-                latest: None,
-                measured_at_us: None,
-                probe_failure: None,
-                failed: None,
-                load: None,
-                last_delay: None,
-                host_cpu_pct: None,
-                host_mem_pct: None,
+                ..Default::default()
             });
         match agg.probe_ok {
             Some(false) if st.probe_failure.is_none() => {
