@@ -31,6 +31,11 @@ pub struct Worker {
     /// Version of `snapshot` (0: none).
     pub version: u64,
     pub snapshot: Option<Snapshot>,
+    /// When this worker applied `snapshot` (its clock): the snapshot's
+    /// ages and slow-start ramps count from here, not from the first
+    /// request that needed a front door (an idle worker would otherwise
+    /// start aging late).
+    applied_at: f64,
     /// Front doors built from the snapshot, by app name.
     doors: HashMap<String, FrontDoor>,
     /// Front doors built from `usher_server` defaults, by app name.
@@ -56,6 +61,7 @@ impl Worker {
             ring: None,
             version: 0,
             snapshot: None,
+            applied_at: 0.0,
             doors: HashMap::new(),
             static_doors: HashMap::new(),
             rng: SmallRng::seed_from_u64(seed),
@@ -92,6 +98,7 @@ impl Worker {
         // worker has its own copy. A failure would be a bug: keep the old.
         if let Ok(s) = Snapshot::from_json(&json) {
             self.snapshot = Some(s);
+            self.applied_at = self.now_secs();
             self.doors.clear();
         }
         self.version = version;
@@ -114,8 +121,9 @@ impl Worker {
         match view {
             Some(view) => {
                 if !self.doors.contains_key(app) {
+                    let received = self.applied_at.min(now);
                     self.doors
-                        .insert(app.to_string(), FrontDoor::new(view, now));
+                        .insert(app.to_string(), FrontDoor::new(view, received));
                 }
                 self.doors.get_mut(app)
             }

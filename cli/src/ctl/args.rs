@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -147,6 +147,15 @@ pub(super) enum AppCmd {
     },
     /// Remove an application (its servers and WSIs first).
     Remove { name: String },
+    /// Show the thresholds and timings the manager acts on for this app;
+    /// with `--set`, change some of them (the others are kept).
+    Policy {
+        name: String,
+        /// A key and its new value, e.g. `heavy_ms=800` or
+        /// `offload_to=lightest` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +204,21 @@ pub(super) enum ServerCmd {
     /// Stop and start the server's process through its agent; prints the
     /// old and the new PID.
     Restart { name: String },
+    /// Send no new users to the server; once no request but probes came
+    /// for the quiet period it is drained (and then stopped or restarted
+    /// through its agent, if asked).
+    Drain {
+        name: String,
+        /// Quiet period: 90s, 10m, 1h (default: the app's drain_quiet_s).
+        #[arg(long, value_name = "DURATION")]
+        quiet: Option<String>,
+        /// What to do once drained (default: nothing, it stays drained).
+        #[arg(long, value_enum)]
+        then: Option<Then>,
+    },
+    /// End a drain (or a refused automatic restart): the server returns to
+    /// rotation.
+    Undrain { name: String },
     /// Add a server to an application.
     Add {
         name: String,
@@ -208,6 +232,23 @@ pub(super) enum ServerCmd {
     },
     /// Remove a server.
     Remove { name: String },
+}
+
+/// The follow-up of a drain, through the server's agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum Then {
+    Stop,
+    Restart,
+}
+
+impl Then {
+    /// The word the admin API takes.
+    pub(super) fn api(self) -> &'static str {
+        match self {
+            Then::Stop => "stop",
+            Then::Restart => "restart",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

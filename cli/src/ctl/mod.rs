@@ -3,10 +3,12 @@
 //! [`args`] is the command tree, [`parse`] reads durations and builds
 //! queries, [`token`] finds the admin token, [`client`] calls the API and
 //! [`output`] prints tables; [`process`] sends process orders (start, stop,
-//! restart); this file maps each subcommand to its call.
+//! restart); [`acts`] orders the manager's actions (drain, undrain, an
+//! app's policy); this file maps each subcommand to its call.
 //!
-//! Size: about 90 lines are unit tests; the mapping itself is under 340.
+//! Size: about 90 lines are unit tests; the mapping itself is under 360.
 
+mod acts;
 mod args;
 mod client;
 mod output;
@@ -34,6 +36,7 @@ enum Show {
     Events,
     Metrics,
     Requests,
+    Policy,
     Line(String),
 }
 
@@ -168,6 +171,7 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
                 c.call("DELETE", &format!("/apps/{}", seg(name)), None)?,
                 Show::Line(format!("app {name} removed")),
             ),
+            AppCmd::Policy { name, set } => (acts::policy(&c, name, set)?, Show::Policy),
         },
         What::Server(cmd) => match cmd {
             ServerCmd::Enable { name } => (
@@ -224,6 +228,13 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
                 .map(|(v, line)| (v, Show::Line(line)))?,
             ServerCmd::Restart { name } => {
                 process::order(&c, "restart", name, None).map(|(v, line)| (v, Show::Line(line)))?
+            }
+            ServerCmd::Drain { name, quiet, then } => {
+                acts::drain(&c, name, quiet.as_deref(), *then)
+                    .map(|(v, line)| (v, Show::Line(line)))?
+            }
+            ServerCmd::Undrain { name } => {
+                acts::undrain(&c, name).map(|(v, line)| (v, Show::Line(line)))?
             }
             ServerCmd::Add {
                 name,
@@ -320,6 +331,7 @@ pub fn main(args: CtlArgs) -> ExitCode {
                     Show::Events => output::events(&value),
                     Show::Metrics => output::metrics(&value),
                     Show::Requests => output::requests(&value),
+                    Show::Policy => output::policy(&value),
                     Show::Line(l) => format!("{l}\n"),
                 };
                 print!("{text}");

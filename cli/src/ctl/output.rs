@@ -1,7 +1,7 @@
 //! Human-readable tables for `usher ctl`.
 //!
-//! Size: about 160 lines are unit tests on sample JSON; the tables
-//! themselves are under 400.
+//! Size: about 210 lines are unit tests on sample JSON; the tables
+//! themselves are under 450.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -81,6 +81,9 @@ pub fn apps(v: &Value) -> String {
                     .and_then(Value::as_str)
                     .unwrap_or("-")
                     .to_string(),
+                // Why the manager judges the app swamped; last, as the
+                // servers' REASON, because it is a sentence.
+                s(a, "swamped"),
             ]
         })
         .collect();
@@ -93,9 +96,19 @@ pub fn apps(v: &Value) -> String {
             "MAX CONC",
             "EPSILON",
             "SORRY PAGE",
+            "SWAMPED",
         ],
         rows,
     )
+}
+
+/// An app's policy, one key a row, sorted by key.
+pub fn policy(v: &Value) -> String {
+    let rows = v
+        .as_object()
+        .map(|m| m.keys().map(|k| vec![k.clone(), s(v, k)]).collect())
+        .unwrap_or_default();
+    table(&["KEY", "VALUE"], rows)
 }
 
 /// Deserializes a field when it has the expected type, else `None`: a
@@ -464,18 +477,54 @@ mod tests {
             .collect()
     }
 
+    /// The header's column names (single words, as in these tables).
+    fn header(text: &str) -> Vec<&str> {
+        text.lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect()
+    }
+
+    #[test]
+    fn apps_show_why_they_are_swamped() {
+        let v = serde_json::json!([
+            {"name": "shop", "enabled": true, "mode": "redirect", "listen": "127.0.0.1:8080",
+             "swamped": null},
+            {"name": "blog", "enabled": true, "mode": "proxy", "listen": "127.0.0.1:8081",
+             "swamped": "1 of 2 servers are out of rotation"}
+        ]);
+        let text = apps(&v);
+        assert!(text.starts_with("NAME"), "{text}");
+        assert!(
+            text.lines().next().unwrap_or_default().ends_with("SWAMPED"),
+            "{text}"
+        );
+        assert_eq!(line(&text, "shop").last(), Some(&"-"));
+        assert_eq!(
+            line(&text, "blog").last(),
+            Some(&"1 of 2 servers are out of rotation")
+        );
+    }
+
+    #[test]
+    fn policies_show_a_key_a_row() {
+        let v =
+            serde_json::json!({"heavy_ms": 500.0, "offload_to": "front-door", "recover_pct": 80.5});
+        let text = policy(&v);
+        assert_eq!(header(&text), ["KEY", "VALUE"]);
+        assert_eq!(line(&text, "heavy_ms"), ["heavy_ms", "500"]);
+        assert_eq!(line(&text, "offload_to"), ["offload_to", "front-door"]);
+        assert_eq!(line(&text, "recover_pct"), ["recover_pct", "80.5"]);
+        assert_eq!(policy(&serde_json::json!([])).trim(), "KEY  VALUE");
+    }
+
     #[test]
     fn servers_show_state_weight_load_and_age() {
         let v: Value = serde_json::from_str(SERVERS).expect("json");
         let text = servers(&v, 1000.0);
-        let header: Vec<&str> = text
-            .lines()
-            .next()
-            .expect("header")
-            .split_whitespace()
-            .collect();
         assert_eq!(
-            header,
+            header(&text),
             ["NAME", "APP", "STATE", "WEIGHT", "LOAD", "AGE", "CAP", "URL", "REASON"]
         );
         assert_eq!(
@@ -532,14 +581,8 @@ mod tests {
              "failed": "probe failed", "pid": null}
         ]);
         let text = servers(&v, 0.0);
-        let header: Vec<&str> = text
-            .lines()
-            .next()
-            .expect("header")
-            .split_whitespace()
-            .collect();
         assert_eq!(
-            header,
+            header(&text),
             ["NAME", "APP", "STATE", "WEIGHT", "LOAD", "AGE", "CAP", "URL", "PID", "REASON"]
         );
         assert_eq!(line(&text, "a")[7..], ["http://x", "4711", "-"]);

@@ -50,6 +50,16 @@ pub(super) fn pin_secs(text: &str) -> Result<(u64, String), CtlError> {
     }
 }
 
+/// `--quiet`: a drain's quiet period in whole seconds (0 drains at the
+/// manager's next interval; the API sets the upper limit).
+pub(super) fn quiet_secs(text: &str) -> Result<u64, CtlError> {
+    duration_secs(text).ok_or_else(|| {
+        CtlError::Local(format!(
+            "--quiet: not a duration like 90s, 10m, 1h: {text:?}"
+        ))
+    })
+}
+
 pub(super) fn now() -> std::time::Duration {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

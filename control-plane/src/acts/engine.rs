@@ -271,14 +271,19 @@ impl Engine {
         match kind {
             ActionKind::Restart => {
                 t.acts.restarting = false;
-                t.acts.drain = None;
                 t.sick_since = None;
-                if let Err(e) = result {
-                    self.event(
+                match result {
+                    // Restarted: back into rotation (through slow start).
+                    Ok(()) => t.acts.drain = None,
+                    // Not restarted: it stays drained, out of rotation,
+                    // until an operator undrains it (as after a failed stop).
+                    Err(e) => self.event(
                         server,
                         event_type::RESTART_FAILED,
-                        format!("server {server}: restart through its agent failed: {e}"),
-                    );
+                        format!(
+                            "server {server}: restart through its agent failed: {e}; it stays drained until undrained"
+                        ),
+                    ),
                 }
             }
             ActionKind::Stop => {
@@ -453,6 +458,17 @@ impl Engine {
     }
 }
 
+/// Hysteresis: true once `below` has held for `recover` seconds without a
+/// break; `since` remembers when the spell began (cleared on a break).
+fn below_for(below: bool, since: &mut Option<f64>, now: f64, recover: f64) -> bool {
+    if !below {
+        *since = None;
+        return false;
+    }
+    let from = *since.get_or_insert(now);
+    now - from >= recover
+}
+
 /// Heavily loaded and maximum load, each with its lower mark.
 fn judge_load(
     t: &mut Track,
@@ -496,33 +512,25 @@ fn judge_load(
                 p.heavy_mem_pct
             ),
         });
-    } else if t.acts.heavy {
-        if below_heavy {
-            let since = *t.below_heavy_since.get_or_insert(now);
-            if now - since >= recover {
-                t.acts.heavy = false;
-                t.below_heavy_since = None;
-                events.push(ActEvent {
-                    origin: name.clone(),
-                    kind: event_type::SERVER_HEAVY_OVER,
-                    text: format!(
-                        "server {name} no longer heavily loaded ({}) after {} ms below {} % of its thresholds",
-                        figures_text(f),
-                        p.recover_ms,
-                        p.recover_pct
-                    ),
-                });
-            }
-        } else {
-            t.below_heavy_since = None;
-        }
+    } else if t.acts.heavy && below_for(below_heavy, &mut t.below_heavy_since, now, recover) {
+        t.acts.heavy = false;
+        t.below_heavy_since = None;
+        events.push(ActEvent {
+            origin: name.clone(),
+            kind: event_type::SERVER_HEAVY_OVER,
+            text: format!(
+                "server {name} no longer heavily loaded ({}) after {} ms below {} % of its thresholds",
+                figures_text(f),
+                p.recover_ms,
+                p.recover_pct
+            ),
+        });
     }
 
     t.offload_entries.retain(|at| now - at < p.thrash_window_s);
-    if !t.acts.offloading && max_now {
-        if swamped {
-            // A swamped app redirects nobody.
-        } else if t.offload_entries.len() as u32 >= p.thrash_flips {
+    // A swamped app redirects nobody: no new offload while swamped.
+    if !t.acts.offloading && max_now && !swamped {
+        if t.offload_entries.len() as u32 >= p.thrash_flips {
             *thrash = Some(format!(
                 "server {name} would enter offload {} times within {} s (thrashing)",
                 t.offload_entries.len() + 1,
@@ -544,26 +552,19 @@ fn judge_load(
                 ),
             });
         }
-    } else if t.acts.offloading {
-        if below_max {
-            let since = *t.below_max_since.get_or_insert(now);
-            if now - since >= recover {
-                t.acts.offloading = false;
-                t.below_max_since = None;
-                events.push(ActEvent {
-                    origin: name.clone(),
-                    kind: event_type::SERVER_OFFLOAD_OVER,
-                    text: format!(
-                        "server {name} offload lifted ({}) after {} ms below {} % of max",
-                        figures_text(f),
-                        p.recover_ms,
-                        p.recover_pct
-                    ),
-                });
-            }
-        } else {
-            t.below_max_since = None;
-        }
+    } else if t.acts.offloading && below_for(below_max, &mut t.below_max_since, now, recover) {
+        t.acts.offloading = false;
+        t.below_max_since = None;
+        events.push(ActEvent {
+            origin: name.clone(),
+            kind: event_type::SERVER_OFFLOAD_OVER,
+            text: format!(
+                "server {name} offload lifted ({}) after {} ms below {} % of max",
+                figures_text(f),
+                p.recover_ms,
+                p.recover_pct
+            ),
+        });
     }
 }
 

@@ -27,9 +27,10 @@ pub struct DrainBody {
     /// drained; default: its app's `policy.drain_quiet_s`.
     #[serde(default)]
     pub quiet_s: Option<f64>,
-    /// `nothing` (default), `stop` or `restart`, through its agent.
+    /// `nothing` (default; also `null`), `stop` or `restart`, through its
+    /// agent.
     #[serde(default)]
-    pub then: Then,
+    pub then: Option<Then>,
 }
 
 fn server_out(st: &AppState, name: &str) -> Response {
@@ -81,8 +82,16 @@ pub async fn drain(name: String, st: AppState, body: Bytes) -> Answer {
             .app(&server.app)
             .map_or(Policy::default().drain_quiet_s, |a| a.policy.drain_quiet_s),
     };
-    st.acts.drain(&name, quiet, b.then);
-    settle(&st, &name, |a| a.drain.is_some()).await;
+    let then = b.then.unwrap_or_default();
+    st.acts.drain(&name, quiet, then);
+    // This order's drain, not one already in force (a re-drain changes
+    // the quiet period or the follow-up).
+    settle(&st, &name, |a| {
+        a.drain
+            .as_ref()
+            .is_some_and(|d| d.quiet_s == quiet && d.then == then && !d.automatic)
+    })
+    .await;
     Ok(server_out(&st, &name))
 }
 

@@ -116,6 +116,9 @@ pub struct ServerOut<'a> {
     /// Latest measured value, applied or not.
     pub measured_load: Option<u32>,
     pub measured_age_secs: Option<f64>,
+    /// Mean load over the manager's long-term window: the static value
+    /// front doors age toward when the manager is away.
+    pub long_term_load: Option<u32>,
     pub pinned: Option<PinOut>,
     /// Load metric now (0 when out of rotation): its weight at the front door.
     pub load_metric: f64,
@@ -177,6 +180,7 @@ pub fn servers_out<'a>(fleet: &'a Fleet, live: &Live, now_unix: f64) -> Vec<Serv
                 measured_age_secs: measured
                     .and_then(|m| m.measured_at_unix)
                     .map(|t| (now_unix - t).max(0.0)),
+                long_term_load: measured.and_then(|m| m.long_term_load),
                 pinned: pin.map(|value| PinOut {
                     value,
                     until_unix: server.pinned_until_unix,

@@ -196,6 +196,24 @@ fn drain_waits_for_quiet_then_restarts_and_slow_starts() {
 }
 
 #[test]
+fn a_failed_restart_leaves_the_server_drained() {
+    let mut e = Engine::new();
+    let a = apps(policy());
+    e.tick(0.0, &a, &[fig("a", 10.0, 0.0), fig("b", 10.0, 0.0)]);
+    e.drain("a", 0.5, Then::Restart, 0.0);
+    let mut idle = fig("a", 10.0, 0.0);
+    idle.requests = 0;
+    let (_, actions) = e.tick(1.0, &a, &[idle.clone(), fig("b", 10.0, 1.0)]);
+    assert_eq!(actions.len(), 1, "restart ordered");
+    e.action_done("a", ActionKind::Restart, Err("no agent".into()));
+    let (ev, actions) = e.tick(2.0, &a, &[idle, fig("b", 10.0, 2.0)]);
+    assert_eq!(kinds(&ev), vec!["restart_failed"]);
+    assert!(actions.is_empty(), "not ordered again: {actions:?}");
+    assert_eq!(acts(&e, "a").state(), "drained");
+    assert_eq!(e.undrain("a"), Ok(()));
+}
+
+#[test]
 fn fast_errors_restart_at_most_n_times_an_hour_then_hold_out() {
     let mut e = Engine::new();
     let p = Policy {
