@@ -41,13 +41,23 @@ fn envoy_server_role_offloads_stateless_users_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app_a = demo_app(dir.path(), "a");
     let app_b = demo_app(dir.path(), "b");
+    // Envoy sends its records (the probes' too, for the queue delay) to
+    // the agent's batch receiver.
+    let receiver = free_port();
     let envoy = start_envoy(
         dir.path(),
         &EnvoySpec {
-            plugin: json!({"role": "server", "app": "shop"}).to_string(),
+            plugin: json!({
+                "role": "server", "app": "shop",
+                "record": ["method", "request_line", "content_path", "status", "start_time",
+                           "processing_time", "client_endpoint"],
+                "agent_cluster": "usher_agent", "agent_path": "/usher/records/a",
+                "agent_token": AGENT_TOKEN,
+            })
+            .to_string(),
             app_ports: vec![app_a.port],
             override_host: false,
-            agent_port: free_port(),
+            agent_port: receiver,
         },
     );
     let front = free_port();
@@ -71,6 +81,7 @@ fn envoy_server_role_offloads_stateless_users_only() {
         "agent_id = \"offload-agent\"\ndata_dir = \"{data}\"\n\
          control_url = \"ws://127.0.0.1:{admin}/api/v1/agent/channel\"\ntoken = \"{token}\"\n\
          interval_ms = 200\nprobe_interval_ms = 100\nreconnect_max_ms = 500\n\
+         [receiver]\nlisten = \"127.0.0.1:{receiver}\"\ntoken = \"{AGENT_TOKEN}\"\n\
          [[servers]]\nname = \"a\"\nurl = \"{a}\"\nprobe_body = \"ok a\"\nprobe_timeout_ms = 3000\n\
          [[servers]]\nname = \"b\"\nurl = \"{b}\"\nprobe_body = \"ok b\"\nprobe_timeout_ms = 3000\n",
         data = agent_dir.path().join("data").display(),

@@ -66,8 +66,7 @@ pub fn policy(c: &Client, name: &str, sets: &[String]) -> Result<Value, CtlError
 
 /// The order in one line: `server web2 draining (quiet 10s, then
 /// restart)`. The quiet period and the follow-up are the ones asked for;
-/// the answer gives only what was not (the app's default quiet period):
-/// when a drain replaces another, the answer can still show the old one.
+/// the answer gives what was not (the app's default quiet period).
 fn drain_line(name: &str, v: &Value, quiet_s: Option<u64>, then: Option<Then>) -> String {
     let state = v.get("state").and_then(Value::as_str).unwrap_or("draining");
     let quiet = match quiet_s {
