@@ -121,8 +121,8 @@ pub fn direct(url: &str, cookie: Option<&str>) -> (u16, Option<String>) {
     (r.status, r.location)
 }
 
-/// One answer a load thread saw: when, and who served it (`Err` = what
-/// went wrong).
+/// One answer a load thread saw: when its request was sent, and who
+/// served it (`Err` = what went wrong).
 pub type Seen = (Instant, Result<String, String>);
 
 /// A load thread and what it saw; stops when `stop` is set.
@@ -141,8 +141,11 @@ impl Load {
         let thread = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(120);
             while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                // Stamped when the request leaves: a user who arrived
+                // before a change is not counted after it.
+                let sent = Instant::now();
                 let r = one();
-                v.lock().expect("lock").push((Instant::now(), r));
+                v.lock().expect("lock").push((sent, r));
                 std::thread::sleep(Duration::from_millis(3));
             }
         });
@@ -193,4 +196,18 @@ pub fn new_user(agent: &ureq::Agent, door: u16, doors: &[u16]) -> Result<String,
         200 => hello_from(&r.body).ok_or_else(|| format!("no server named: {}", r.body)),
         s => Err(format!("status {s}")),
     }
+}
+
+/// One [`Load`] of new users per front door of `stack` (each follows a
+/// redirect to a front door), in [`FaultStack::doors`] order.
+pub fn new_users(stack: &FaultStack) -> Vec<Load> {
+    let ports: Vec<u16> = stack.doors().iter().map(|d| d.port).collect();
+    ports
+        .iter()
+        .map(|&p| {
+            let all = ports.clone();
+            let agent = http();
+            Load::run(move || new_user(&agent, p, &all))
+        })
+        .collect()
 }

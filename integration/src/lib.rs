@@ -12,6 +12,7 @@ pub mod agent;
 pub mod artifacts;
 pub mod closed_loop;
 pub mod control_plane;
+pub mod ctl_output;
 pub mod demo_app;
 pub mod demo_script;
 pub mod door_load;

@@ -3,43 +3,11 @@
 //! admin API, empty token file) with a non-zero exit code; and the admin
 //! API's index of routes.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
+use usher_integration::ctl_output::{fails, ok, table_row};
 use usher_integration::{call, free_port, http, usher_bin, wait_for_port, ControlPlane};
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
-}
-
-fn ok(o: Output) -> String {
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "usher ctl failed: {err}\n{out}");
-    out
-}
-
-/// The cells of the table row that starts with `name` (cells are two or
-/// more spaces apart).
-fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
-    table
-        .lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no row {name}: {table}"))
-        .split("  ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect()
-}
-
-fn fails(o: Output) -> String {
-    let (out, err) = text(&o);
-    assert!(!o.status.success(), "usher ctl should fail: {out}");
-    assert_eq!(o.status.code(), Some(1));
-    err
-}
 
 #[test]
 fn ctl_drives_the_control_plane() {
@@ -73,7 +41,7 @@ fn ctl_drives_the_control_plane() {
         ["NAME", "APP", "STATE", "WEIGHT", "LOAD", "AGE", "CAP", "URL"],
         "{servers}"
     );
-    let a = row(&servers, "a");
+    let a = table_row(&servers, "a");
     assert_eq!(a[..3], ["a", "shop", "ok"], "{servers}");
     assert!(a[3].ends_with('%'), "WEIGHT is a share: {servers}");
     assert_eq!(a[6..], ["5", "http://127.0.0.1:20301"], "{servers}");
@@ -108,7 +76,7 @@ fn ctl_drives_the_control_plane() {
     assert_eq!(j[0]["pinned"]["value"], 1500, "{j}");
     assert!(j[0]["pinned"]["until_unix"].is_null(), "{j}");
     let servers = ok(cp.ctl(&["servers"]));
-    let a = row(&servers, "a");
+    let a = table_row(&servers, "a");
     assert_eq!(
         (a[2], a[4], a[5]),
         ("pinned", "1500", "pinned"),
@@ -119,7 +87,7 @@ fn ctl_drives_the_control_plane() {
     let until = cp.api_ok("GET", "/api/v1/servers/a", None)["pinned"]["until_unix"].as_f64();
     assert!(until.is_some(), "a pin for 5m has an end");
     let servers = ok(cp.ctl(&["servers"]));
-    let age = row(&servers, "a")[5];
+    let age = table_row(&servers, "a")[5];
     assert!(
         age == "pinned, 4m left" || age == "pinned, 5m left",
         "{servers}"

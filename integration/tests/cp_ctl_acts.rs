@@ -6,45 +6,11 @@
 //! With no agent no server reports and none fails: each stays `ok`, and a
 //! drain counts its quiet period from the order (no request ever arrives).
 
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
+use usher_integration::ctl_output::{fails, ok, table_row, text};
 use usher_integration::{eventually, free_port, ControlPlane};
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
-}
-
-fn ok(o: Output) -> String {
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "usher ctl failed: {err}\n{out}");
-    out
-}
-
-/// Asserts the command failed with exit status 1; returns its stderr.
-fn fails(o: Output) -> String {
-    let (out, err) = text(&o);
-    assert!(!o.status.success(), "usher ctl should fail: {out}");
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    err
-}
-
-/// The cells of the table row that starts with `name` (cells are two or
-/// more spaces apart).
-fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
-    table
-        .lines()
-        .find(|l| l.starts_with(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no row {name}: {table}"))
-        .split("  ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect()
-}
 
 /// App `shop` with servers `web1` and `web2` on free ports where nothing
 /// listens (no agent watches them).
@@ -100,8 +66,12 @@ fn drain_until_drained_then_undrain() {
     assert_eq!(server(&cp, "web1")["state"], "draining");
     let table = ok(cp.ctl(&["servers"]));
     // No new users for a draining server: all of them go to web2.
-    assert_eq!(row(&table, "web1")[2..4], ["draining", "0.0%"], "{table}");
-    assert_eq!(row(&table, "web2")[2..4], ["ok", "100.0%"], "{table}");
+    assert_eq!(
+        table_row(&table, "web1")[2..4],
+        ["draining", "0.0%"],
+        "{table}"
+    );
+    assert_eq!(table_row(&table, "web2")[2..4], ["ok", "100.0%"], "{table}");
 
     // No request comes (nothing listens), so the quiet period runs from
     // the order: drained once it passed, not before.
@@ -113,7 +83,7 @@ fn drain_until_drained_then_undrain() {
     let since = d["since_unix"].as_f64().expect("since_unix");
     let at = d["drained_at_unix"].as_f64().expect("drained_at_unix");
     assert!(at - since >= 3.0, "drained after {} s: {d}", at - since);
-    assert_eq!(row(&ok(cp.ctl(&["servers"])), "web1")[2], "drained");
+    assert_eq!(table_row(&ok(cp.ctl(&["servers"])), "web1")[2], "drained");
     let logged = eventually(Duration::from_secs(5), || {
         let kinds: Vec<String> = events(&cp, "web1")
             .into_iter()
@@ -133,7 +103,7 @@ fn drain_until_drained_then_undrain() {
     assert_eq!(out.trim(), format!("server web1 undrained (now {state})"));
     assert!(s["acts"]["drain"].is_null(), "{s}");
     let table = ok(cp.ctl(&["servers"]));
-    let web1 = row(&table, "web1");
+    let web1 = table_row(&table, "web1");
     assert!(!web1[2].starts_with("drain"), "{table}");
     assert_ne!(web1[3], "0.0%", "web1 gets new users again: {table}");
     // Undrained twice: the API's 409, said as the CLI says API errors.
@@ -228,8 +198,15 @@ fn policy_is_shown_and_changed_key_by_key() {
         "{table}"
     );
     assert_eq!(table.lines().count(), keys + 1, "{table}");
-    assert_eq!(row(&table, "heavy_ms"), ["heavy_ms", "500"], "{table}");
-    assert_eq!(row(&table, "offload_to"), ["offload_to", "front-door"]);
+    assert_eq!(
+        table_row(&table, "heavy_ms"),
+        ["heavy_ms", "500"],
+        "{table}"
+    );
+    assert_eq!(
+        table_row(&table, "offload_to"),
+        ["offload_to", "front-door"]
+    );
     let j: Value =
         serde_json::from_str(&ok(cp.ctl(&["--json", "app", "policy", "shop"]))).expect("json");
     assert_eq!(j, before);
@@ -243,8 +220,12 @@ fn policy_is_shown_and_changed_key_by_key() {
         "--set",
         "offload_to=lightest",
     ]));
-    assert_eq!(row(&table, "heavy_ms"), ["heavy_ms", "123"], "{table}");
-    assert_eq!(row(&table, "offload_to"), ["offload_to", "lightest"]);
+    assert_eq!(
+        table_row(&table, "heavy_ms"),
+        ["heavy_ms", "123"],
+        "{table}"
+    );
+    assert_eq!(table_row(&table, "offload_to"), ["offload_to", "lightest"]);
     let after = policy(&cp);
     assert_eq!(after["heavy_ms"].as_f64(), Some(123.0), "{after}");
     assert_eq!(after["offload_to"], "lightest", "{after}");
@@ -300,20 +281,20 @@ fn apps_show_whether_swamped() {
         apps.lines().next().unwrap_or_default().ends_with("SWAMPED"),
         "{apps}"
     );
-    assert_eq!(row(&apps, "shop").last(), Some(&"-"), "{apps}");
+    assert_eq!(table_row(&apps, "shop").last(), Some(&"-"), "{apps}");
 
     // One of two servers out of rotation is more than a third: swamped.
     ok(cp.ctl(&["app", "policy", "shop", "--set", "unswamp_s=1"]));
     ok(cp.ctl(&["server", "disable", "web2"]));
     let why = "1 of 2 servers are out of rotation";
     let shown = eventually(Duration::from_secs(5), || {
-        row(&ok(cp.ctl(&["apps"])), "shop").last() == Some(&why)
+        table_row(&ok(cp.ctl(&["apps"])), "shop").last() == Some(&why)
     });
     assert!(shown.is_some(), "{}", ok(cp.ctl(&["apps"])));
     assert_eq!(cp.api_ok("GET", "/api/v1/apps/shop", None)["swamped"], why);
     ok(cp.ctl(&["server", "enable", "web2"]));
     let over = eventually(Duration::from_secs(5), || {
-        row(&ok(cp.ctl(&["apps"])), "shop").last() == Some(&"-")
+        table_row(&ok(cp.ctl(&["apps"])), "shop").last() == Some(&"-")
     });
     assert!(over.is_some(), "{}", ok(cp.ctl(&["apps"])));
 }

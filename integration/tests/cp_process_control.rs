@@ -12,10 +12,10 @@
 //! * each order is an event naming who asked; an unknown server is 404
 //!   JSON, a server no agent watches 409, a bad signal 400.
 
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
+use usher_integration::ctl_output::ok;
 use usher_integration::{
     alive, answers, eventually, free_port, send_signal, start_agent, wait_for_port, AgentBinary,
     Artifact, ControlPlane,
@@ -34,13 +34,6 @@ impl Drop for Seen {
             }
         }
     }
-}
-
-fn ok(o: Output) -> String {
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(o.status.success(), "usher ctl failed: {err}\n{out}");
-    out
 }
 
 fn server(cp: &ControlPlane, name: &str) -> Value {

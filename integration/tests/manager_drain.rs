@@ -13,10 +13,10 @@
 //! restarts it (a new PID), and slow start brings it back: its share of new
 //! users rises over the ramp, checked at three points.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use usher_integration::acts::{new_user, row, state, wait_events, wait_state, Load, Seen};
+use usher_integration::acts::{new_users, row, state, wait_events, wait_state, Load, Seen};
 use usher_integration::door_load::Door;
 use usher_integration::fault_stack::{FaultSpec, FaultStack};
 use usher_integration::{call, eventually, http};
@@ -52,6 +52,30 @@ fn staying_user(url: &str, cookie: Option<&str>) -> Result<String, String> {
     }
 }
 
+/// This test's monotonic clock against the system clock, to place the
+/// control plane's event times (unix µs) among the load threads' instants.
+struct Clock {
+    base: Instant,
+    base_unix_us: u64,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Clock {
+            base: Instant::now(),
+            base_unix_us: unix.as_micros() as u64,
+        }
+    }
+
+    /// The instant of unix time `us` (never before the base).
+    fn at(&self, us: u64) -> Instant {
+        self.base + Duration::from_micros(us.saturating_sub(self.base_unix_us))
+    }
+}
+
 /// web2's share of the answers in `seen` between `from` and `to` after `t0`.
 fn share(seen: &[Seen], t0: Instant, from: f64, to: f64) -> (f64, usize) {
     let window: Vec<&String> = seen
@@ -68,20 +92,13 @@ fn share(seen: &[Seen], t0: Instant, from: f64, to: f64) -> (f64, usize) {
 
 #[test]
 fn drain_keeps_sessions_then_restarts_and_slow_starts() {
+    let clock = Clock::now();
     let mut stack = FaultStack::start(spec());
     let doors: Vec<Door> = stack.doors();
-    let ports: Vec<u16> = doors.iter().map(|d| d.port).collect();
     let web2_nginx = stack.servers[1].url("");
     let first_pid = stack.app_pid("web2").expect("the agent runs web2");
 
-    let mut users: Vec<Load> = ports
-        .iter()
-        .map(|&p| {
-            let all = ports.clone();
-            let agent = http();
-            Load::run(move || new_user(&agent, p, &all))
-        })
-        .collect();
+    let mut users: Vec<Load> = new_users(&stack);
     let mut holders: Vec<Load> = (0..2)
         .map(|i| {
             let url = format!("{web2_nginx}/");
@@ -166,13 +183,17 @@ fn drain_keeps_sessions_then_restarts_and_slow_starts() {
     );
     wait_state(&stack, "web2", "slow-start", Duration::from_secs(10));
     let ramp_from = Instant::now();
-    wait_events(
+    let begun = wait_events(
         &stack,
         "slow_start_begun",
         "web2",
         1,
         Duration::from_secs(3),
     );
+    // When the manager put it back (its clock, on this host), less a
+    // margin for a user sent just before and placed just after.
+    let back =
+        clock.at(begun[0]["time_occurred_us"].as_u64().unwrap_or(0)) - Duration::from_millis(500);
 
     // New users: none to web2 from 1 s after the drain until it is back.
     for (door, u) in doors.iter().zip(&users) {
@@ -181,7 +202,7 @@ fn drain_keeps_sessions_then_restarts_and_slow_starts() {
             .iter()
             .filter(|(at, r)| {
                 *at > drained_at + Duration::from_secs(1)
-                    && *at < ramp_from
+                    && *at < back
                     && r.as_deref() == Ok("web2")
             })
             .collect();

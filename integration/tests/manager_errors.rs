@@ -14,7 +14,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use usher_integration::acts::{events_of, new_user, row, state, wait_events, wait_state, Load};
+use usher_integration::acts::{
+    events_of, new_user, new_users, row, state, wait_events, wait_state, Load,
+};
 use usher_integration::door_load::Door;
 use usher_integration::fault_stack::{FaultSpec, FaultStack};
 use usher_integration::{call, eventually, http, wait_for_port};
@@ -63,14 +65,7 @@ fn fast_errors_lose_users_then_restart_until_refused() {
     let mut stack = FaultStack::start(spec());
     let doors: Vec<Door> = stack.doors();
     let ports: Vec<u16> = doors.iter().map(|d| d.port).collect();
-    let mut users: Vec<Load> = ports
-        .iter()
-        .map(|&p| {
-            let all = ports.clone();
-            let agent = http();
-            Load::run(move || new_user(&agent, p, &all))
-        })
-        .collect();
+    let mut users: Vec<Load> = new_users(&stack);
     std::thread::sleep(Duration::from_secs(1));
 
     // Fast 500s: web2's share of new users falls to ≤ 5 % within 2 s.

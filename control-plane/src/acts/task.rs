@@ -113,7 +113,12 @@ async fn run_once(acts: &Acts, store: &Store, live: &LiveView, manager: &Manager
         changed
     });
     for e in events {
-        manager.raise_event(&e.origin, e.kind, e.text).await;
+        // Every server event names its app too (the origin is the server).
+        let text = match fleet.server(&e.origin) {
+            Some(s) => format!("{} (app {})", e.text, s.app),
+            None => e.text,
+        };
+        manager.raise_event(&e.origin, e.kind, text).await;
     }
     for action in actions {
         tokio::spawn(carry_out(
