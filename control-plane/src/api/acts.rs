@@ -58,12 +58,21 @@ async fn settle(st: &AppState, name: &str, check: impl Fn(&crate::acts::ServerAc
     }
 }
 
+/// A body that must be a JSON object: serde would also read a struct
+/// from an array (`[null, null]` as `{"quiet_s": null, "then": null}`).
+fn parse_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::bad("body", "body: must be a JSON object"));
+    }
+    parse_body(body)
+}
+
 /// `POST /servers/{name}/drain`.
 pub async fn drain(name: String, st: AppState, body: Bytes) -> Answer {
     let b: DrainBody = if body.is_empty() {
         DrainBody::default()
     } else {
-        parse_body(&body)?
+        parse_object(&body)?
     };
     let fleet = st.store.fleet();
     let server = fleet.server(&name).ok_or(ApiError::NotFound {
@@ -103,7 +112,7 @@ pub struct UndrainBody {}
 /// `POST /servers/{name}/undrain`.
 pub async fn undrain(name: String, st: AppState, body: Bytes) -> Answer {
     if !body.is_empty() {
-        parse_body::<UndrainBody>(&body)?;
+        parse_object::<UndrainBody>(&body)?;
     }
     if st.store.fleet().server(&name).is_none() {
         return Err(ApiError::NotFound {
