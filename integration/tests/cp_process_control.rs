@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use usher_integration::ctl_output::ok;
+use usher_integration::ctl_output::{ok, table_row};
 use usher_integration::{
     alive, answers, eventually, free_port, send_signal, start_agent, wait_for_port, AgentBinary,
     Artifact, ControlPlane,
@@ -118,20 +118,9 @@ fn operators_start_stop_and_restart_servers_through_their_agent() {
         .split_whitespace()
         .collect();
     let pid_col = header.iter().position(|h| *h == "PID");
-    let cells = |name: &str| -> Vec<String> {
-        table
-            .lines()
-            .find(|l| l.starts_with(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no row {name}: {table}"))
-            .split("  ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
     let col = pid_col.unwrap_or_else(|| panic!("no PID column: {table}"));
-    assert_eq!(cells("web1")[col], first.to_string(), "{table}");
-    assert_eq!(cells("web2")[col], "-", "{table}");
+    assert_eq!(table_row(&table, "web1")[col], first.to_string(), "{table}");
+    assert_eq!(table_row(&table, "web2")[col], "-", "{table}");
 
     // Restart: a new process, the old one gone.
     let out = ok(cp.ctl(&["server", "restart", "web1"]));
