@@ -5,7 +5,7 @@ CARGO ?= cargo
 # The nginx module builds against Debian's nginx-dev, configured once into target/.
 export NGINX_BUILD_DIR := $(CURDIR)/target/nginx-build/objs
 
-.PHONY: all deps build build-rust build-nginx build-wasm test test-rust test-configs test-api fuzz demo bench fmt lint clean
+.PHONY: all deps build build-rust build-nginx build-wasm test test-rust test-configs test-api fuzz demo bench bench-lb fmt lint clean
 
 all: build
 
@@ -52,6 +52,12 @@ demo: build
 
 bench: build
 	bash scripts/bench.sh
+
+# Steering (issue 12): usher's three proxy-mode front doors against nginx
+# least_conn and Envoy LEAST_REQUEST on the same backends, in one run
+# (BENCH_LB_ROUNDS, BENCH_LB_SCALE, BENCH_LB_CAP_S; docs/performance.md).
+bench-lb: build
+	bash scripts/bench-lb.sh
 
 fmt:
 	$(CARGO) fmt --all

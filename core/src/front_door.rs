@@ -1,16 +1,21 @@
 //! The front door's per-application state: load metrics aged over time,
-//! the interval table, and the epsilon bump after each pick.
+//! the interval table, the epsilon bump after each pick (redirect mode),
+//! and what this door learned from its own proxied requests (proxy mode:
+//! [`crate::steering`]).
 //!
 //! Each worker (nginx worker, Envoy worker VM, control-plane listener) keeps
 //! its own `FrontDoor` per application and rebuilds it from every new
-//! snapshot; between snapshots it only ages metrics (at most once a second)
-//! and applies its own epsilon bumps, so no lock is shared on the request path.
+//! snapshot, carrying its learned feedback over ([`FrontDoor::carry_over`]);
+//! between snapshots it only ages metrics (at most once a second) and
+//! applies its own bumps and feedback, so no lock is shared on the request
+//! path.
 
 use crate::dynamic_load::DYNAMIC_LOAD_MAX;
 use crate::load_metric::{bump, load_metric, scale_capacity};
 use crate::model::AppMode;
 use crate::selection::IntervalTable;
 use crate::snapshot::AppView;
+use crate::steering::{cheapest, Feedback, Outcome};
 
 /// How often the aging of dynamic values is folded into the table.
 const REBUILD_EVERY_SECS: f64 = 1.0;
@@ -66,14 +71,21 @@ pub struct FrontDoor {
     servers: Vec<FrontDoorServer>,
     received_at: f64,
     table: IntervalTable,
+    /// The weights `table` was built from, by server.
+    weights: Vec<f64>,
     built_at: f64,
+    /// Proxy mode: what this door learned of each server, by server.
+    feedback: Vec<Feedback>,
+    /// Proxy mode: the cheapest server at the previous pick (a candidate
+    /// of the next one).
+    memory: Option<usize>,
 }
 
 impl FrontDoor {
     /// Builds the state from a snapshot's view of one app, received at `now`
     /// (seconds on the host's own monotonic clock).
     pub fn new(view: &AppView, now: f64) -> Self {
-        let servers = view
+        let servers: Vec<FrontDoorServer> = view
             .servers
             .iter()
             .map(|s| FrontDoorServer {
@@ -98,10 +110,13 @@ impl FrontDoor {
             sorry_page: view.sorry_page.clone(),
             epsilon: view.epsilon,
             obsolescence_secs: view.obsolescence_secs,
+            feedback: vec![Feedback::default(); servers.len()],
             servers,
             received_at: now,
             table: IntervalTable::default(),
+            weights: Vec::new(),
             built_at: f64::NEG_INFINITY,
+            memory: None,
         };
         door.rebuild(now);
         door
@@ -220,27 +235,100 @@ impl FrontDoor {
             }
             metrics = self.metrics(now);
         }
-        self.table = IntervalTable::new(metrics);
+        self.table = IntervalTable::new(metrics.iter().copied());
+        self.weights = metrics;
         self.built_at = now;
     }
 
     /// Decides where a new user goes. `now` is the host's monotonic clock in
-    /// seconds, `draw` a uniform random number in `[0, 1)`.
-    pub fn pick(&mut self, now: f64, draw: f64) -> Pick {
+    /// seconds, `draws` two uniform random numbers in `[0, 1)`.
+    ///
+    /// Redirect mode: the weighted choice (one draw), then the epsilon bump.
+    /// Proxy mode: the steering rule of [`crate::steering`]; the pick counts
+    /// as in flight until the caller reports it with [`FrontDoor::finished`].
+    pub fn pick(&mut self, now: f64, draws: [f64; 2]) -> Pick {
+        self.pick_among(now, draws, None)
+    }
+
+    /// [`FrontDoor::pick`] among the servers `allowed` marks (by index;
+    /// `None`: all). When no allowed server has a weight, the answer is
+    /// [`Pick::NoServer`].
+    pub fn pick_among(&mut self, now: f64, draws: [f64; 2], allowed: Option<&[bool]>) -> Pick {
         if !self.enabled {
             return Pick::Disabled;
         }
         if now - self.built_at >= REBUILD_EVERY_SECS {
             self.rebuild(now);
         }
-        let Some(i) = self.table.pick(draw) else {
+        let masked;
+        let table = match allowed {
+            None => &self.table,
+            Some(allowed) => {
+                masked = IntervalTable::new(self.weights.iter().enumerate().map(|(i, w)| {
+                    if allowed.get(i).copied().unwrap_or(false) {
+                        *w
+                    } else {
+                        0.0
+                    }
+                }));
+                &masked
+            }
+        };
+        let Some(first) = table.pick(draws[0]) else {
             return Pick::NoServer;
         };
-        if self.epsilon > 0.0 {
-            self.servers[i].bumps += 1.0;
-            self.rebuild(now);
+        if self.mode == AppMode::Redirect {
+            if self.epsilon > 0.0 {
+                self.servers[first].bumps += 1.0;
+                self.rebuild(now);
+            }
+            return Pick::Server(first);
         }
-        Pick::Server(i)
+        let second = table.pick(draws[1]).unwrap_or(first);
+        let remembered = self
+            .memory
+            .filter(|&m| table.share(m) > 0.0)
+            .unwrap_or(first);
+        let candidates = [first, second, remembered];
+        let weights: Vec<f64> = (0..self.weights.len()).map(|i| table.share(i)).collect();
+        let chosen = cheapest(&candidates, &self.feedback, &weights, now).unwrap_or(first);
+        self.feedback[chosen].started(now);
+        self.memory = cheapest(&candidates, &self.feedback, &weights, now);
+        Pick::Server(chosen)
+    }
+
+    /// Reports how a proxied request to the server named `server` ended:
+    /// it was picked `took` seconds before `now`. A server the door no
+    /// longer has (a new snapshot dropped it) is ignored.
+    pub fn finished(&mut self, server: &str, now: f64, took: f64, outcome: Outcome) {
+        if let Some(i) = self.servers.iter().position(|s| s.name == server) {
+            self.feedback[i].finished(now, took, outcome);
+        }
+    }
+
+    /// Takes over what `old` (this app's door before a new snapshot)
+    /// learned, for every server it shares by name and URL: requests in
+    /// flight stay counted and come back to this door.
+    pub fn carry_over(&mut self, old: &FrontDoor) {
+        for (s, f) in self.servers.iter().zip(self.feedback.iter_mut()) {
+            if let Some(j) = old
+                .servers
+                .iter()
+                .position(|o| o.name == s.name && o.url == s.url)
+            {
+                *f = old.feedback[j].clone();
+            }
+        }
+    }
+
+    /// This door's requests in flight, all servers together.
+    pub fn in_flight(&self) -> u64 {
+        self.feedback.iter().map(|f| u64::from(f.in_flight)).sum()
+    }
+
+    /// What this door learned of each server (by server).
+    pub fn feedback(&self) -> &[Feedback] {
+        &self.feedback
     }
 }
 
@@ -323,7 +411,7 @@ mod tests {
     #[test]
     fn picks_by_design_example() {
         let mut d = FrontDoor::new(&view(&[1500, 2250, 3250, 2000, 1000, 1000], 0.0), 0.0);
-        assert_eq!(d.pick(0.0, 0.517), Pick::Server(2));
+        assert_eq!(d.pick(0.0, [0.517, 0.0]), Pick::Server(2));
     }
 
     #[test]
@@ -400,23 +488,177 @@ mod tests {
     fn disabled_and_unavailable() {
         let mut v = view(&[1000, 1000], 0.0);
         v.enabled = false;
-        assert_eq!(FrontDoor::new(&v, 0.0).pick(0.0, 0.5), Pick::Disabled);
+        assert_eq!(
+            FrontDoor::new(&v, 0.0).pick(0.0, [0.5, 0.0]),
+            Pick::Disabled
+        );
         v.enabled = true;
         v.servers.iter_mut().for_each(|s| s.available = false);
-        assert_eq!(FrontDoor::new(&v, 0.0).pick(0.0, 0.5), Pick::NoServer);
+        assert_eq!(
+            FrontDoor::new(&v, 0.0).pick(0.0, [0.5, 0.0]),
+            Pick::NoServer
+        );
         v.servers[1].available = true;
-        assert_eq!(FrontDoor::new(&v, 0.0).pick(0.0, 0.01), Pick::Server(1));
+        assert_eq!(
+            FrontDoor::new(&v, 0.0).pick(0.0, [0.01, 0.0]),
+            Pick::Server(1)
+        );
     }
 
     #[test]
     fn epsilon_spreads_a_burst() {
         let mut d = FrontDoor::new(&view(&[1000, 1000], 100.0), 0.0);
         // The same draw picks s0 first, then s0 is busier and s1 wins.
-        assert_eq!(d.pick(0.0, 0.49), Pick::Server(0));
-        assert_eq!(d.pick(0.0, 0.49), Pick::Server(1));
+        assert_eq!(d.pick(0.0, [0.49, 0.0]), Pick::Server(0));
+        assert_eq!(d.pick(0.0, [0.49, 0.0]), Pick::Server(1));
         // A burst that would empty every interval resets the bumps.
         for _ in 0..100 {
-            assert!(matches!(d.pick(0.0, 0.3), Pick::Server(_)));
+            assert!(matches!(d.pick(0.0, [0.3, 0.0]), Pick::Server(_)));
+        }
+    }
+    fn proxy(loads: &[u32]) -> FrontDoor {
+        let mut v = view(loads, 0.0);
+        v.mode = AppMode::Proxy;
+        FrontDoor::new(&v, 0.0)
+    }
+
+    fn picked(p: Pick) -> usize {
+        match p {
+            Pick::Server(i) => i,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Deterministic uniform draws for simulations (a 64-bit LCG).
+    struct Draws(u64);
+    impl Draws {
+        fn next(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+        fn two(&mut self) -> [f64; 2] {
+            [self.next(), self.next()]
+        }
+    }
+
+    /// Worked example (the first scenario, reduced): three servers
+    /// the manager rates alike answer in 1 ms, 10 ms and 1 s. After each
+    /// answered once, 1,000 picks with 8 requests kept in flight (each
+    /// answered after its server's time) put almost all on the fast one and
+    /// none on the 1 s one.
+    #[test]
+    fn proxy_mode_steers_to_the_fastest() {
+        let mut d = proxy(&[10_000, 10_000, 10_000]);
+        let took = [0.001, 0.010, 1.0];
+        for (i, t) in took.iter().enumerate() {
+            d.feedback[i].started(0.0);
+            d.finished(&format!("s{i}"), *t, *t, Outcome::Answered);
+        }
+        let mut draws = Draws(7);
+        let mut now: f64 = 1.0;
+        let mut pending: Vec<(f64, usize)> = Vec::new();
+        let mut count = [0u32; 3];
+        for _ in 0..1000 {
+            while pending.len() >= 8 {
+                pending.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let (end, i) = pending.pop().unwrap();
+                now = now.max(end);
+                d.finished(&format!("s{i}"), now, took[i], Outcome::Answered);
+            }
+            let i = picked(d.pick(now, draws.two()));
+            count[i] += 1;
+            pending.push((now + took[i], i));
+        }
+        assert!(count[0] >= 900, "{count:?}");
+        assert_eq!(count[2], 0, "{count:?}");
+        for (end, i) in pending {
+            d.finished(&format!("s{i}"), end, took[i], Outcome::Answered);
+        }
+        assert_eq!(d.in_flight(), 0);
+    }
+
+    /// Learned feedback survives a new snapshot for the servers it still
+    /// names (by name and URL); a dropped server's finishes are ignored.
+    #[test]
+    fn feedback_carries_over_a_new_snapshot() {
+        let mut old = proxy(&[10_000, 10_000]);
+        let a = picked(old.pick(0.0, [0.1, 0.9]));
+        let mut v = view(&[5_000], 0.0);
+        v.mode = AppMode::Proxy;
+        v.servers[0].name = format!("s{a}");
+        v.servers[0].url = format!("http://127.0.0.1:{}", 9000 + a);
+        let mut new = FrontDoor::new(&v, 1.0);
+        new.carry_over(&old);
+        assert_eq!(new.in_flight(), 1);
+        new.finished(&format!("s{a}"), 1.5, 1.5, Outcome::Answered);
+        new.finished("gone", 1.5, 1.0, Outcome::Failed);
+        assert_eq!(new.in_flight(), 0);
+        assert_eq!(new.feedback()[0].learned(), Some(1.5));
+    }
+
+    proptest::proptest! {
+        /// Proxy mode never picks a server that is unavailable (failed,
+        /// disabled, heavily loaded) or has no weight, never panics on any
+        /// input, and only answers NoServer when no server has a weight.
+        #[test]
+        fn proxy_never_picks_an_unavailable_server(
+            loads in proptest::collection::vec(proptest::option::of(0u32..=10_000), 0..7),
+            available in proptest::collection::vec(proptest::bool::ANY, 7),
+            caps in proptest::collection::vec(0u32..=12, 7),
+            ops in proptest::collection::vec((0.0f64..1.0, 0.0f64..1.0, 0u8..4, 0.0f64..3.0), 1..60),
+        ) {
+            let caps = &caps[..loads.len()];
+            let mut v = view_with(caps, &loads, 0.0);
+            v.mode = AppMode::Proxy;
+            for (s, a) in v.servers.iter_mut().zip(&available) {
+                s.available = *a;
+            }
+            let mut d = FrontDoor::new(&v, 0.0);
+            let mut now = 0.0;
+            let mut out: Vec<(usize, f64)> = Vec::new();
+            for (a, b, finish, dt) in ops {
+                now += dt;
+                let weights = d.metrics(now);
+                match d.pick(now, [a, b]) {
+                    Pick::Server(i) => {
+                        proptest::prop_assert!(v.servers[i].available && weights[i] > 0.0);
+                        out.push((i, now));
+                    }
+                    Pick::NoServer => proptest::prop_assert!(weights.iter().all(|w| *w <= 0.0)),
+                    Pick::Disabled => proptest::prop_assert!(false),
+                }
+                if finish > 0 && !out.is_empty() {
+                    let (i, at) = out.remove(0);
+                    let o = [Outcome::Answered, Outcome::Failed, Outcome::Abandoned][usize::from(finish - 1)];
+                    d.finished(&format!("s{i}"), now, now - at, o);
+                }
+            }
+            for (i, at) in out {
+                d.finished(&format!("s{i}"), now, now - at, Outcome::Abandoned);
+            }
+            proptest::prop_assert_eq!(d.in_flight(), 0);
+        }
+    }
+
+    /// With nothing learned and nothing in flight, proxy mode spreads by
+    /// weight: servers weighted 1:2:5 get 1/8, 2/8, 5/8 of 40,000 picks
+    /// (each answered at once), within 0.01.
+    #[test]
+    fn proxy_spreads_by_weight_when_nothing_is_known() {
+        let mut d = proxy(&[1000, 2000, 5000]);
+        let mut draws = Draws(42);
+        let mut count = [0u32; 3];
+        for _ in 0..40_000 {
+            let i = picked(d.pick(0.0, draws.two()));
+            count[i] += 1;
+            d.finished(&format!("s{i}"), 0.0, 0.0, Outcome::Abandoned);
+        }
+        for (c, expected) in count.iter().zip([1.0 / 8.0, 2.0 / 8.0, 5.0 / 8.0]) {
+            let share = f64::from(*c) / 40_000.0;
+            assert!((share - expected).abs() < 0.01, "{count:?}");
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod selection;
 pub mod self_marked;
 pub mod snapshot;
 pub mod sorry;
+pub mod steering;
 pub mod token;
 pub mod version;
 
@@ -34,5 +35,6 @@ pub use selection::IntervalTable;
 pub use self_marked::{marks_stateful, SelfMarked, SELF_MARK_HEADER};
 pub use snapshot::{AppView, RedirectOrder, ServerView, Snapshot, SnapshotError, WsiOrders};
 pub use sorry::{BUILT_IN_SORRY_PAGE, MAX_SORRY_PAGE_BYTES};
+pub use steering::Outcome as SteeringOutcome;
 pub use token::{bearer_matches, token_eq, token_is_acceptable};
 pub use version::{admit, Accepted, Refused};

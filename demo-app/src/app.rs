@@ -1,5 +1,5 @@
 //! The demo application's state: the worker pool, its knobs (service time,
-//! CPU burn, error share) and the carts.
+//! CPU burn, error share, a page's drawn latency) and the carts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
+
+use crate::latency::Latency;
 
 /// Most carts kept at once; the oldest are forgotten beyond this.
 const MAX_CARTS: usize = 10_000;
@@ -18,6 +20,9 @@ pub struct App {
     pub name: String,
     pool: Semaphore,
     service_ms: AtomicU64,
+    /// Drawn per page on top of `service_ms` (`/health` never draws, so
+    /// a probe's timeout does not fail a server that is only slow).
+    latency: Latency,
     burn_ms: AtomicU64,
     /// Share (0..=100 %) of `/` and `/static.html` answered 500 at once.
     error_pct: AtomicU64,
@@ -42,14 +47,25 @@ pub struct Stats {
     pub burn_ms: u64,
     pub error_pct: u64,
     pub errors: u64,
+    /// `fixed` or `uniform:MAX_MS`.
+    pub latency: String,
 }
 
 impl App {
+    /// `workers` 0 means no limit: every request is served at once (a
+    /// backend with unbounded concurrency, whose answer time is its
+    /// latency alone).
     pub fn new(name: String, workers: usize, service_ms: u64, burn_ms: u64) -> Self {
+        let workers = if workers == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            workers
+        };
         App {
             name,
             pool: Semaphore::new(workers),
             service_ms: AtomicU64::new(service_ms),
+            latency: Latency::Fixed,
             burn_ms: AtomicU64::new(burn_ms),
             error_pct: AtomicU64::new(0),
             error_draws: AtomicU64::new(0),
@@ -61,16 +77,33 @@ impl App {
         }
     }
 
+    /// Sets the latency drawn for every page.
+    pub fn with_latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
     /// Runs `work` while holding one worker of the pool, after the configured
     /// service time and CPU burn: this is what makes requests queue.
     pub async fn serve<T>(&self, work: impl FnOnce() -> T) -> T {
+        self.serve_for(Duration::ZERO, work).await
+    }
+
+    /// As [`App::serve`], with the page latency drawn on top of the
+    /// service time (for pages users load, not `/health`).
+    pub async fn serve_page<T>(&self, work: impl FnOnce() -> T) -> T {
+        let extra = self.latency.draw(rand::random::<f64>());
+        self.serve_for(extra, work).await
+    }
+
+    async fn serve_for<T>(&self, extra: Duration, work: impl FnOnce() -> T) -> T {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = self.pool.acquire().await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let service = self.service_ms.load(Ordering::Relaxed);
-        if service > 0 {
-            tokio::time::sleep(Duration::from_millis(service)).await;
+        let service = Duration::from_millis(self.service_ms.load(Ordering::Relaxed)) + extra;
+        if !service.is_zero() {
+            tokio::time::sleep(service).await;
         }
         let burn = self.burn_ms.load(Ordering::Relaxed);
         if burn > 0 {
@@ -131,6 +164,7 @@ impl App {
             burn_ms: self.burn_ms.load(Ordering::Relaxed),
             error_pct: self.error_pct.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            latency: self.latency.to_string(),
         }
     }
 
@@ -188,6 +222,35 @@ mod tests {
             (0..6).map(|k| fails(k, 50)).collect::<Vec<_>>(),
             [true, false, true, false, true, false]
         );
+    }
+
+    #[tokio::test]
+    async fn zero_workers_serve_everything_at_once() {
+        // 64 requests of 200 ms each: with no pool limit none waits, so
+        // all are in flight together and the lot takes about 200 ms.
+        let app = std::sync::Arc::new(
+            App::new("t".into(), 0, 200, 0).with_latency(Latency::Uniform { max_ms: 1 }),
+        );
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move { app.serve_page(|| ()).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let s = app.stats();
+        assert_eq!((s.in_flight, s.waiting), (64, 0));
+        assert_eq!(s.latency, "uniform:1");
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(app.stats().served, 64);
     }
 
     #[test]

@@ -9,9 +9,14 @@
 //! `Usher-Stateful: 1` instead of relying on a listed rule. `POST
 //! /control?error_pct=N` makes N % of `/` and `/static.html` answer 500 at
 //! once (for failure tests; `/health` is never affected).
+//!
+//! For steering benchmarks (`make bench-lb`), `--latency uniform:MAX_MS`
+//! draws each page's answer time from uniform(0, MAX_MS), and `--workers 0`
+//! lifts the pool's limit, so a backend's answer time is its latency alone.
 #![forbid(unsafe_code)]
 
 mod app;
+mod latency;
 mod routes;
 
 use std::net::SocketAddr;
@@ -32,7 +37,7 @@ struct Args {
     /// Name shown in every page, so tests can tell servers apart.
     #[arg(long, default_value = "demo")]
     name: String,
-    /// Requests served at once; more wait in a queue.
+    /// Requests served at once; more wait in a queue. 0: no limit.
     #[arg(long, default_value_t = 4)]
     workers: usize,
     /// Time each request sleeps while holding a worker, in milliseconds.
@@ -41,6 +46,10 @@ struct Args {
     /// CPU time each request burns while holding a worker, in milliseconds.
     #[arg(long, default_value_t = 0)]
     burn_ms: u64,
+    /// Time each page (not `/health`) adds to `--service-ms`: `fixed` (none)
+    /// or `uniform:MAX_MS`, drawn per request from uniform(0, MAX_MS).
+    #[arg(long, default_value = "fixed")]
+    latency: latency::Latency,
 }
 
 #[tokio::main]
@@ -49,16 +58,10 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    if args.workers == 0 {
-        eprintln!("usher-demo-app: --workers must be at least 1");
-        std::process::exit(2);
-    }
-    let state = Arc::new(app::App::new(
-        args.name,
-        args.workers,
-        args.service_ms,
-        args.burn_ms,
-    ));
+    let state = Arc::new(
+        app::App::new(args.name, args.workers, args.service_ms, args.burn_ms)
+            .with_latency(args.latency),
+    );
     let (addr, server) = match warp::serve(routes::routes(state)).try_bind_with_graceful_shutdown(
         args.listen,
         async {

@@ -4,7 +4,9 @@
 //! session cookie; `/account` marks itself stateful with the response header
 //! `Usher-Stateful: 1` (a web server interface then never redirects it). The
 //! `error_pct` knob makes that share of `/` and `/static.html` fail at once
-//! with 500 (a fast error, no worker taken); `/health` never fails.
+//! with 500 (a fast error, no worker taken); `/health` never fails. Pages
+//! add the drawn latency (`--latency`); `/health` does not, so an agent's
+//! probe with its own timeout measures the queue, not the page's slowness.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -79,7 +81,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
                 return injected_error(&app);
             }
             let name = html_escape(&app.name);
-            app.serve(|| {
+            app.serve_page(|| {
                 page(
                     StatusCode::OK,
                     "text/html; charset=utf-8",
@@ -105,7 +107,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
             if app.fails_now() {
                 return injected_error(&app);
             }
-            app.serve(|| {
+            app.serve_page(|| {
                 page(
                     StatusCode::OK,
                     "text/html",
@@ -120,7 +122,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
         .and(with_app.clone())
         .then(|app: Arc<App>| async move {
             let name = html_escape(&app.name);
-            app.serve(|| {
+            app.serve_page(|| {
                 let mut r = page(
                     StatusCode::OK,
                     "text/html; charset=utf-8",
@@ -145,7 +147,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Reply,), Error = Infallib
                 };
                 let item = q.get("add").cloned();
                 let name = app.name.clone();
-                let items = app.serve(|| app.cart(&session, item)).await;
+                let items = app.serve_page(|| app.cart(&session, item)).await;
                 let list: String = items
                     .iter()
                     .map(|i| format!("<li>{}</li>", html_escape(i)))

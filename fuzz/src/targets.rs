@@ -198,8 +198,12 @@ fn snapshot(_: &Ctx, bytes: &[u8]) {
             "shares {shares:?}"
         );
         for draw in [0.0, 0.5, 0.999_999] {
-            let _pick = door.pick(1.0, draw);
+            if let usher_core::Pick::Server(i) = door.pick(1.0, [draw, 1.0 - draw]) {
+                let name = door.servers()[i].name.clone();
+                door.finished(&name, 2.0, 1.0, usher_core::SteeringOutcome::Failed);
+            }
         }
+        assert_eq!(door.in_flight(), 0, "every pick was finished");
     }
     // What a valid snapshot serializes to is valid again (not compared
     // field by field: serde_json may read a float back 1 ULP off).

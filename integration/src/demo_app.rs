@@ -1,6 +1,7 @@
 //! The one way the tests start `usher-demo-app`: a named app server on a
-//! loopback port with a bounded worker pool and a service time, which can
-//! be stopped, killed and started again on the same port.
+//! loopback port with a bounded worker pool and a service time (and, for
+//! `usher-bench-lb`, a latency drawn per page), which can be stopped,
+//! killed and started again on the same port.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,14 +18,23 @@ pub struct DemoAppSpec {
     name: String,
     workers: u32,
     service_ms: u64,
+    latency_max_ms: Option<u64>,
     port: Option<u16>,
     log_dir: Option<PathBuf>,
 }
 
 impl DemoAppSpec {
-    /// Worker threads (default 8).
+    /// Worker threads (default 8); 0 lifts the limit (every request is
+    /// served at once).
     pub fn workers(mut self, n: u32) -> Self {
         self.workers = n;
+        self
+    }
+
+    /// Each page also waits a time drawn from uniform(0, `max_ms`) ms
+    /// (`--latency uniform:MAX_MS`; `/health` does not draw).
+    pub fn latency_uniform_ms(mut self, max_ms: u64) -> Self {
+        self.latency_max_ms = Some(max_ms);
         self
     }
 
@@ -50,7 +60,7 @@ impl DemoAppSpec {
     /// e.g. an agent's `start`); fixes the port if none was set.
     pub fn argv(&mut self) -> Vec<String> {
         let port = *self.port.get_or_insert_with(free_port);
-        vec![
+        let mut argv = vec![
             Artifact::DemoApp.path().display().to_string(),
             "--listen".into(),
             format!("127.0.0.1:{port}"),
@@ -60,7 +70,11 @@ impl DemoAppSpec {
             self.workers.to_string(),
             "--service-ms".into(),
             self.service_ms.to_string(),
-        ]
+        ];
+        if let Some(ms) = self.latency_max_ms {
+            argv.extend(["--latency".into(), format!("uniform:{ms}")]);
+        }
+        argv
     }
 
     /// A handle on an app started elsewhere (see [`DemoAppSpec::argv`]):
@@ -73,6 +87,7 @@ impl DemoAppSpec {
             port,
             workers: self.workers,
             service_ms: self.service_ms,
+            latency_max_ms: self.latency_max_ms,
             log_dir: tmp.path().to_path_buf(),
             launches: 0,
             proc: None,
@@ -94,6 +109,7 @@ impl DemoAppSpec {
             port: self.port.unwrap_or_else(free_port),
             workers: self.workers,
             service_ms: self.service_ms,
+            latency_max_ms: self.latency_max_ms,
             log_dir,
             launches: 0,
             proc: None,
@@ -110,6 +126,7 @@ pub struct DemoApp {
     pub port: u16,
     workers: u32,
     service_ms: u64,
+    latency_max_ms: Option<u64>,
     log_dir: PathBuf,
     launches: u32,
     proc: Option<Proc>,
@@ -123,6 +140,7 @@ impl DemoApp {
             name: name.to_string(),
             workers: 8,
             service_ms: 0,
+            latency_max_ms: None,
             port: None,
             log_dir: None,
         }
@@ -145,6 +163,7 @@ impl DemoApp {
             name: self.name.clone(),
             workers: self.workers,
             service_ms: self.service_ms,
+            latency_max_ms: self.latency_max_ms,
             port: Some(self.port),
             log_dir: None,
         }

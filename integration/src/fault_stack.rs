@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::artifacts::Artifact;
 use crate::control_plane::ControlPlane;
-use crate::demo_app::DemoApp;
+use crate::demo_app::{DemoApp, DemoAppSpec};
 use crate::door_load::Door;
 use crate::envoy::{self, Envoy, EnvoySpec, COMMAND_TOKEN};
 use crate::nginx::{Nginx, TOKEN};
@@ -58,6 +58,10 @@ pub struct FaultSpec {
     /// the test, so the manager can stop and restart it through the agent;
     /// [`FaultStack::apps`] are then handles on those processes.
     pub agent_runs_apps: bool,
+    /// Changes each demo app's spec (given its index in `servers`) after
+    /// the defaults above (16 workers, `service_ms`): e.g. a pool size or
+    /// a drawn latency per server (`usher-bench-lb`). `None`: no change.
+    pub app_spec: Option<fn(usize, DemoAppSpec) -> DemoAppSpec>,
 }
 
 impl Default for FaultSpec {
@@ -76,6 +80,7 @@ impl Default for FaultSpec {
             separate_door: false,
             app_toml: String::new(),
             agent_runs_apps: false,
+            app_spec: None,
         }
     }
 }
@@ -113,8 +118,12 @@ impl FaultStack {
         let apps: Vec<DemoApp> = spec
             .servers
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
                 let mut app = DemoApp::spec(n).workers(16).service_ms(spec.service_ms);
+                if let Some(change) = spec.app_spec {
+                    app = change(i, app);
+                }
                 if spec.agent_runs_apps {
                     app_argv.push(app.argv());
                     app.attach()

@@ -10,6 +10,7 @@
 pub mod acts;
 pub mod agent;
 pub mod artifacts;
+pub mod bench_lb;
 pub mod closed_loop;
 pub mod control_plane;
 pub mod ctl_output;

@@ -13,7 +13,8 @@
 //! Interceptor role: pick a server with the application's `FrontDoor` and a
 //! per-worker random draw, then 302 to it (307 for methods other than `GET`
 //! and `HEAD`, so the method and body are kept) in redirect mode, or hand its
-//! URL to `proxy_pass $usher_upstream` (proxy mode); a disabled application
+//! URL to `proxy_pass $usher_upstream` (proxy mode: the request counts as
+//! in flight at that server until nginx frees it, `in_flight`); a disabled application
 //! or one without an available server gets the sorry page with 503 (the
 //! snapshot's page, else `usher_sorry_page`, else the built-in page shared
 //! by every usher front door, `usher_core::BUILT_IN_SORRY_PAGE`).
@@ -26,7 +27,7 @@ use ngx::http::HttpModuleLocationConf;
 use usher_core::model::{join_url, AppMode};
 use usher_core::probe::is_probe;
 use usher_core::rules::{front_door_redirect_status, redirectable_method};
-use usher_core::{Pick, BUILT_IN_SORRY_PAGE};
+use usher_core::{Pick, SteeringOutcome, BUILT_IN_SORRY_PAGE};
 
 use crate::conf::{LocConf, Role};
 use crate::module::Module;
@@ -114,7 +115,12 @@ unsafe fn server(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
 
 enum Decision {
     Redirect(String),
-    Proxy(String),
+    /// Proxy to the server at this URL, picked at this worker time.
+    Proxy {
+        url: String,
+        server: String,
+        picked_at: f64,
+    },
     Sorry(Option<String>),
 }
 
@@ -127,14 +133,18 @@ unsafe fn interceptor(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
     let decision = crate::worker::with(|w| {
         w.refresh();
         let now = w.now_secs();
-        let draw = w.draw();
+        let draws = [w.draw(), w.draw()];
         let door = w.door(app, conf.static_app.as_ref())?;
-        Some(match door.pick(now, draw) {
+        Some(match door.pick(now, draws) {
             Pick::Server(i) => {
-                let url = door.servers().get(i)?.url.clone();
+                let server = door.servers().get(i)?;
                 match door.mode {
-                    AppMode::Redirect => Decision::Redirect(url),
-                    AppMode::Proxy => Decision::Proxy(url),
+                    AppMode::Redirect => Decision::Redirect(server.url.clone()),
+                    AppMode::Proxy => Decision::Proxy {
+                        url: server.url.clone(),
+                        server: server.name.clone(),
+                        picked_at: now,
+                    },
                 }
             }
             Pick::Disabled | Pick::NoServer => Decision::Sorry(door.sorry_page.clone()),
@@ -151,8 +161,19 @@ unsafe fn interceptor(r: *mut ngx_http_request_t, conf: &LocConf) -> ngx_int_t {
             // SAFETY: a valid request whose header was not sent.
             unsafe { crate::respond::redirect(r, status, &join_url(&url, &unparsed_uri(req))) }
         }
-        Some(Decision::Proxy(url)) => {
+        Some(Decision::Proxy {
+            url,
+            server,
+            picked_at,
+        }) => {
             count(Counter::Picks);
+            // SAFETY: a valid main request.
+            let held = unsafe { crate::in_flight::hold(r, app, &server, picked_at) };
+            if !held {
+                crate::worker::with(|w| {
+                    w.finished(app, &server, picked_at, 0.0, SteeringOutcome::Abandoned)
+                });
+            }
             // SAFETY: a valid request.
             unsafe { crate::variable::set_upstream(r, url.trim_end_matches('/')) };
             DECLINED

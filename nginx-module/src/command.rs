@@ -227,6 +227,10 @@ fn apply(body: &[u8]) -> (usize, Vec<u8>) {
 fn counters() -> Vec<u8> {
     let (written, dropped) = crate::channel::totals();
     let workers = crate::channel::worker_count().unwrap_or(1);
+    // Finished is read first: a request finishing between the two reads
+    // can never make the difference negative.
+    let finished = shared::get(Counter::ProxyFinished);
+    let in_flight = shared::get(Counter::ProxyStarted).saturating_sub(finished);
     serde_json::json!({
         "version": shared::version(),
         "records_written": written,
@@ -235,6 +239,8 @@ fn counters() -> Vec<u8> {
         "picks": shared::get(Counter::Picks),
         "sorry": shared::get(Counter::Sorry),
         "self_marked": shared::get(Counter::SelfMarked),
+        "proxied": shared::get(Counter::ProxyStarted),
+        "in_flight": in_flight,
         "workers_applied": shared::applied(workers),
         "pid": std::process::id(),
     })

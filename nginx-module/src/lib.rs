@@ -20,6 +20,7 @@ mod channel;
 mod command;
 mod conf;
 mod directives;
+mod in_flight;
 mod log_phase;
 mod module;
 mod net;

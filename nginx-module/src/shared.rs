@@ -27,6 +27,8 @@ const PICKS: usize = 5;
 const NO_RING_DROPS: usize = 6;
 const SORRY: usize = 7;
 const SELF_MARKED: usize = 8;
+const PROXY_STARTED: usize = 9;
+const PROXY_FINISHED: usize = 10;
 /// Per-worker applied versions start here.
 const APPLIED: usize = 16;
 /// Workers whose applied version is tracked.
@@ -192,6 +194,10 @@ pub enum Counter {
     /// Paths a worker learned are self-marked stateful (one per worker and
     /// path: with every worker knowing one page, it equals the workers).
     SelfMarked,
+    /// Requests the interceptor handed to `proxy_pass` (proxy mode).
+    ProxyStarted,
+    /// Of those, the ones nginx has freed: the difference is in flight.
+    ProxyFinished,
 }
 
 impl Counter {
@@ -202,6 +208,8 @@ impl Counter {
             Counter::NoRingDrops => NO_RING_DROPS,
             Counter::Sorry => SORRY,
             Counter::SelfMarked => SELF_MARKED,
+            Counter::ProxyStarted => PROXY_STARTED,
+            Counter::ProxyFinished => PROXY_FINISHED,
         }
     }
 }

@@ -18,7 +18,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use usher_core::ring::Ring;
 use usher_core::snapshot::AppView;
-use usher_core::{FrontDoor, RequestRecord, SelfMarked, Snapshot};
+use usher_core::{FrontDoor, RequestRecord, SelfMarked, Snapshot, SteeringOutcome};
 
 use crate::module::Module;
 
@@ -97,9 +97,22 @@ impl Worker {
         // The command endpoint validated it; parse again here because each
         // worker has its own copy. A failure would be a bug: keep the old.
         if let Ok(s) = Snapshot::from_json(&json) {
+            let now = self.now_secs();
+            // Rebuild the doors in use now, carrying over what they learned
+            // (requests in flight stay counted); the others on first use.
+            let old = std::mem::take(&mut self.doors);
+            for view in &s.apps {
+                let before = old
+                    .get(&view.name)
+                    .or_else(|| self.static_doors.get(&view.name));
+                if let Some(before) = before {
+                    let mut door = FrontDoor::new(view, now);
+                    door.carry_over(before);
+                    self.doors.insert(view.name.clone(), door);
+                }
+            }
             self.snapshot = Some(s);
-            self.applied_at = self.now_secs();
-            self.doors.clear();
+            self.applied_at = now;
         }
         self.version = version;
         crate::shared::set_applied(self.index, version);
@@ -135,6 +148,20 @@ impl Worker {
                 }
                 self.static_doors.get_mut(app)
             }
+        }
+    }
+}
+
+impl Worker {
+    /// Closes a proxied request of `app` to `server` in whichever of this
+    /// worker's front doors serves the app now.
+    pub fn finished(&mut self, app: &str, server: &str, now: f64, took: f64, how: SteeringOutcome) {
+        let door = match self.doors.get_mut(app) {
+            Some(d) => Some(d),
+            None => self.static_doors.get_mut(app),
+        };
+        if let Some(door) = door {
+            door.finished(server, now, took, how);
         }
     }
 }

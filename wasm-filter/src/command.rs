@@ -51,6 +51,13 @@ impl CommandCtx {
                 records_dropped: host::read(self.metrics.dropped),
                 redirects: host::read(self.metrics.redirects),
                 self_marked: host::read(self.metrics.self_marked),
+                proxied: host::read(self.metrics.proxied),
+                // Done is read first, so a tick between the reads can
+                // never make the difference negative.
+                in_flight: {
+                    let done = host::read(self.metrics.proxied_done);
+                    host::read(self.metrics.proxied).saturating_sub(done)
+                },
             },
         )
     }

@@ -4,10 +4,16 @@
 //! method and body; `:method` is read only then), or, in proxy mode, the steering header the cluster's
 //! `override_host` load balancer reads (it can only choose the cluster's own
 //! endpoints), or the sorry page / 503.
+//!
+//! A request let through stays counted in flight at its server, in this
+//! worker's front door, until its stream ends (`on_log`, which Envoy calls
+//! for every stream: answered, reset, or abandoned by the client); the door
+//! learns the time from the pick to the answer head and whether it failed.
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use usher_core::rules::front_door_redirect_status;
+use usher_core::SteeringOutcome;
 
 use crate::host;
 use crate::view::Decision;
@@ -15,12 +21,24 @@ use crate::worker::Shared;
 
 pub struct InterceptorCtx {
     worker: Shared,
+    /// The request let through: its server and when it was picked.
+    in_flight: Option<(String, f64)>,
+    /// When the answer head arrived, and its status.
+    answered: Option<(f64, u16)>,
 }
 
 impl InterceptorCtx {
     pub fn new(worker: Shared) -> InterceptorCtx {
-        InterceptorCtx { worker }
+        InterceptorCtx {
+            worker,
+            in_flight: None,
+            answered: None,
+        }
     }
+}
+
+fn now_secs() -> f64 {
+    host::now_us() as f64 / 1e6
 }
 
 impl Context for InterceptorCtx {}
@@ -28,22 +46,25 @@ impl Context for InterceptorCtx {}
 impl HttpContext for InterceptorCtx {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         let path = host::request_header(":path").unwrap_or_else(|| "/".to_string());
-        let now = host::now_us() as f64 / 1e6;
+        let now = now_secs();
         let (decision, header, id) = {
             let mut guard = self.worker.borrow_mut();
             let w = &mut *guard;
-            let draw = w.rng.draw();
+            let draws = [w.rng.draw(), w.rng.draw()];
             let decision = match w.view.door.as_mut() {
-                Some(door) => door.decide(now, draw, &path, w.settings.sorry_page.as_deref()),
+                Some(door) => door.decide(now, draws, &path, w.settings.sorry_page.as_deref()),
                 None => Decision::Unavailable,
             };
-            if matches!(decision, Decision::Redirect(_)) {
-                w.redirects += 1;
+            match decision {
+                Decision::Redirect(_) => w.redirects += 1,
+                Decision::Proxy { .. } => w.proxied += 1,
+                _ => {}
             }
             (decision, w.settings.host_header.clone(), w.id.clone())
         };
         match decision {
-            Decision::Proxy(h) => {
+            Decision::Proxy { host: h, server } => {
+                self.in_flight = Some((server, now));
                 host::set_request_header(&header, &h);
                 return Action::Continue;
             }
@@ -74,5 +95,31 @@ impl HttpContext for InterceptorCtx {
             }
         }
         Action::Pause
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if self.in_flight.is_some() && self.answered.is_none() {
+            let status = host::response_header(":status")
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(0);
+            self.answered = Some((now_secs(), status));
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let Some((server, picked_at)) = self.in_flight.take() else {
+            return;
+        };
+        let now = now_secs();
+        let (took, how) = match self.answered {
+            Some((at, status)) => (at - picked_at, SteeringOutcome::of_status(status)),
+            None => (now - picked_at, SteeringOutcome::Abandoned),
+        };
+        let mut w = self.worker.borrow_mut();
+        w.proxied_done += 1;
+        if let Some(door) = w.view.door.as_mut() {
+            door.finished(&server, now, took, how);
+        }
     }
 }

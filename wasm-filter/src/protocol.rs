@@ -63,6 +63,11 @@ pub struct Counters {
     /// Paths the workers learned are self-marked stateful (one per worker
     /// and path).
     pub self_marked: u64,
+    /// Requests the interceptor let through to a server it picked (proxy
+    /// mode), all workers.
+    pub proxied: u64,
+    /// Of those, the ones still in flight (as of each worker's last tick).
+    pub in_flight: u64,
 }
 
 /// True when `header` is `Bearer <token>` (compared in constant time by

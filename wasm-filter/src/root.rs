@@ -62,7 +62,9 @@ impl Root {
         }
         if let Some(snap) = shared::load_changed(applied) {
             let mut w = worker.borrow_mut();
-            w.view = View::from_snapshot(&w.settings, &snap, host::now_us() as f64 / 1e6);
+            let mut view = View::from_snapshot(&w.settings, &snap, host::now_us() as f64 / 1e6);
+            view.carry_over(&w.view);
+            w.view = view;
             info!("worker {} applied snapshot {}", w.id, snap.version);
         }
     }
@@ -106,6 +108,11 @@ impl Root {
         host::add(self.metrics.written, std::mem::take(&mut w.records.written));
         host::add(self.metrics.dropped, std::mem::take(&mut w.records.dropped));
         host::add(self.metrics.redirects, std::mem::take(&mut w.redirects));
+        host::add(self.metrics.proxied, std::mem::take(&mut w.proxied));
+        host::add(
+            self.metrics.proxied_done,
+            std::mem::take(&mut w.proxied_done),
+        );
         host::add(
             self.metrics.self_marked,
             std::mem::take(&mut w.self_marked_new),
@@ -174,6 +181,8 @@ impl RootContext for Root {
             scratch: RequestRecord::default(),
             rng,
             redirects: 0,
+            proxied: 0,
+            proxied_done: 0,
             self_marked: SelfMarked::new(),
             self_marked_new: 0,
             id,

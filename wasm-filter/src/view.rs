@@ -8,7 +8,9 @@ use usher_core::model::join_url;
 use usher_core::probe::is_probe;
 use usher_core::rules::redirectable_method;
 use usher_core::snapshot::{AppView, ServerView, Snapshot};
-use usher_core::{AppMode, FieldMask, FrontDoor, Pick, RedirectRules, BUILT_IN_SORRY_PAGE};
+use usher_core::{
+    AppMode, FieldMask, FrontDoor, Pick, RedirectRules, SteeringOutcome, BUILT_IN_SORRY_PAGE,
+};
 
 use crate::authority::authority_of;
 use crate::config::Settings;
@@ -42,8 +44,10 @@ pub struct Door {
 pub enum Decision {
     /// Answer 302 with this location.
     Redirect(String),
-    /// Let the request through with the steering header set to this host.
-    Proxy(String),
+    /// Let the request through with the steering header set to this host
+    /// (`IP:port`); the request counts as in flight at `server` until the
+    /// caller reports it with [`Door::finished`].
+    Proxy { host: String, server: String },
     /// Answer 503 with this HTML body.
     Sorry(String),
     /// Answer a plain 503 (no server and no sorry page configured).
@@ -81,6 +85,14 @@ impl View {
             view.door = Some(Door::new(app, now_secs));
         }
         view
+    }
+
+    /// Takes over what the previous view's front door learned (the same
+    /// app's servers, by name and URL): requests in flight stay counted.
+    pub fn carry_over(&mut self, old: &View) {
+        if let (Some(new), Some(old)) = (self.door.as_mut(), old.door.as_ref()) {
+            new.door.carry_over(&old.door);
+        }
     }
 
     /// True when a request to `path` is recorded.
@@ -129,7 +141,7 @@ impl Door {
     pub fn decide(
         &mut self,
         now_secs: f64,
-        draw: f64,
+        draws: [f64; 2],
         path_and_query: &str,
         fallback_sorry: Option<&str>,
     ) -> Decision {
@@ -138,7 +150,7 @@ impl Door {
                 .clone()
                 .or_else(|| fallback_sorry.map(str::to_string))
         };
-        match self.door.pick(now_secs, draw) {
+        match self.door.pick(now_secs, draws) {
             Pick::Server(i) => {
                 let Some(server) = self.door.servers().get(i) else {
                     return Decision::Unavailable;
@@ -146,8 +158,15 @@ impl Door {
                 match self.door.mode {
                     AppMode::Redirect => Decision::Redirect(join_url(&server.url, path_and_query)),
                     AppMode::Proxy => match self.hosts.get(i).cloned().flatten() {
-                        Some(h) => Decision::Proxy(h),
-                        None => Decision::Unavailable,
+                        Some(host) => Decision::Proxy {
+                            host,
+                            server: server.name.clone(),
+                        },
+                        None => {
+                            let name = server.name.clone();
+                            self.finished(&name, now_secs, 0.0, SteeringOutcome::Abandoned);
+                            Decision::Unavailable
+                        }
                     },
                 }
             }
@@ -156,6 +175,13 @@ impl Door {
             ),
             Pick::NoServer => sorry(&self.door).map_or(Decision::Unavailable, Decision::Sorry),
         }
+    }
+}
+
+impl Door {
+    /// Reports how a request let through to `server` ended.
+    pub fn finished(&mut self, server: &str, now_secs: f64, took: f64, how: SteeringOutcome) {
+        self.door.finished(server, now_secs, took, how);
     }
 }
 
@@ -272,12 +298,18 @@ mod tests {
         let mut v = View::from_settings(&s, 0.0);
         let door = v.door.as_mut().expect("door");
         assert_eq!(
-            door.decide(0.0, 0.1, "/", None),
-            Decision::Proxy("127.0.0.1:81".into())
+            door.decide(0.0, [0.1, 0.1], "/", None),
+            Decision::Proxy {
+                host: "127.0.0.1:81".into(),
+                server: "a".into()
+            }
         );
         assert_eq!(
-            door.decide(0.0, 0.9, "/", None),
-            Decision::Proxy("127.0.0.1:82".into())
+            door.decide(0.0, [0.9, 0.9], "/", None),
+            Decision::Proxy {
+                host: "127.0.0.1:82".into(),
+                server: "b".into()
+            }
         );
         let snap = Snapshot::from_json(
             br#"{"version":5,"apps":[{"name":"shop","enabled":false,"servers":[]}]}"#,
@@ -286,7 +318,7 @@ mod tests {
         let mut v = View::from_snapshot(&s, &snap, 0.0);
         let door = v.door.as_mut().expect("door");
         assert_eq!(
-            door.decide(0.0, 0.5, "/", None),
+            door.decide(0.0, [0.5, 0.5], "/", None),
             Decision::Sorry(BUILT_IN_SORRY_PAGE.into())
         );
         let snap = Snapshot::from_json(
@@ -297,7 +329,7 @@ mod tests {
         let mut v = View::from_snapshot(&s, &snap, 0.0);
         let door = v.door.as_mut().expect("door");
         assert_eq!(
-            door.decide(0.0, 0.5, "/", None),
+            door.decide(0.0, [0.5, 0.5], "/", None),
             Decision::Sorry("busy".into())
         );
     }
@@ -311,11 +343,11 @@ mod tests {
         let mut v = View::from_settings(&s, 0.0);
         let door = v.door.as_mut().expect("door");
         assert_eq!(
-            door.decide(0.0, 0.3, "/x?y", None),
+            door.decide(0.0, [0.3, 0.3], "/x?y", None),
             Decision::Redirect("http://127.0.0.1:81/x?y".into())
         );
         assert_eq!(
-            door.decide(0.0, 0.3, "//evil/x", None),
+            door.decide(0.0, [0.3, 0.3], "//evil/x", None),
             Decision::Redirect("http://127.0.0.1:81//evil/x".into()),
             "a `//` path stays a path on the configured host"
         );

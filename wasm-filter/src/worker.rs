@@ -25,6 +25,10 @@ pub struct Worker {
     pub rng: Rng,
     /// Redirects answered, not yet added to the metric.
     pub redirects: u64,
+    /// Requests let through to a picked server, and those finished, not
+    /// yet added to the metrics (proxy mode).
+    pub proxied: u64,
+    pub proxied_done: u64,
     /// Paths whose responses carried `Usher-Stateful: 1` on this worker
     /// (never redirected here); kept across snapshots, not shared with the
     /// other workers' VMs.
@@ -45,6 +49,8 @@ pub struct Metrics {
     pub dropped: Option<u32>,
     pub redirects: Option<u32>,
     pub self_marked: Option<u32>,
+    pub proxied: Option<u32>,
+    pub proxied_done: Option<u32>,
 }
 
 impl Metrics {
@@ -54,6 +60,8 @@ impl Metrics {
             dropped: host::counter("usher_records_dropped"),
             redirects: host::counter("usher_redirects"),
             self_marked: host::counter("usher_self_marked"),
+            proxied: host::counter("usher_proxied"),
+            proxied_done: host::counter("usher_proxied_done"),
         }
     }
 }

@@ -6,8 +6,8 @@
 //!   [`Held`]), the app's door rebuilt, the hold saved, and the answer
 //!   `{"applied":N,"events":[...]}` carries the door's queued events;
 //!   an echo answers `{"echo":...,"pid":...}`.
-//! * `GET`: what the door holds, per app (version, servers, age), and its
-//!   event queue.
+//! * `GET`: what the door holds, per app (version, servers, age, proxied
+//!   requests in flight), and its event queue.
 //!
 //! Errors are `{"error": ...}` with 400 (bad command), 401 (token), 405
 //! (method, with `Allow`), 409 (stale version, with `current`), 413 (size).
@@ -194,11 +194,12 @@ fn status(ep: &Endpoint) -> Vec<u8> {
     let now = unix_ms() as f64 / 1000.0;
     let apps: serde_json::Map<String, serde_json::Value> = ep
         .doors
-        .keys()
-        .map(|name| {
+        .iter()
+        .map(|(name, served)| {
             let v = match held.apps.get(name) {
                 Some(h) => json!({
                     "version": h.version,
+                    "in_flight": served.door.in_flight(),
                     "enabled": h.view.enabled,
                     "mode": h.view.mode,
                     "servers": h.view.servers.iter().map(|s| json!({
@@ -208,7 +209,7 @@ fn status(ep: &Endpoint) -> Vec<u8> {
                     })).collect::<Vec<_>>(),
                     "applied_secs_ago": (now - h.applied_unix).max(0.0),
                 }),
-                None => json!({ "version": 0 }),
+                None => json!({ "version": 0, "in_flight": served.door.in_flight() }),
             };
             (name.clone(), v)
         })

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use usher_core::{AppMode, AppView, FrontDoor, Pick};
+use usher_core::{AppMode, AppView, FrontDoor, Pick, SteeringOutcome};
 
 use super::config::FrontDoorConfig;
 use super::health::{Change, Health, Outcome, SERVER_EJECTED, SERVER_RETURNED};
@@ -26,8 +26,9 @@ pub fn mono_now() -> f64 {
 pub enum Decision {
     /// 302 to this URL (configured server URL + the request's path and query).
     Redirect(String),
-    /// Forward to this configured server (base URL).
-    Proxy { server: Arc<str>, base: Arc<str> },
+    /// Forward to the configured server the ticket names; the ticket
+    /// keeps the request counted in flight until it is closed or dropped.
+    Proxy(InFlight),
     /// 503 with this HTML (app disabled, or no server and a sorry page).
     Sorry(Bytes),
     /// 503, plain: no server available and no sorry page configured.
@@ -120,23 +121,22 @@ fn build(view: &AppView, health: Health) -> State {
 }
 
 impl State {
-    /// The weighted choice over the servers in rotation: ejected servers
-    /// are left out, unless every server in rotation is ejected; then all
-    /// of them are used (never no server because of ejections). While a
-    /// server is ejected, picks add no epsilon bump.
-    fn pick(&mut self, now: f64, draw: f64) -> Pick {
+    /// The front door's choice over the servers in rotation: ejected
+    /// servers are left out, unless every server in rotation is ejected;
+    /// then all of them are used (never no server because of ejections).
+    fn pick(&mut self, now: f64, draws: [f64; 2]) -> Pick {
         if self.front.enabled && self.health.any_ejected() {
-            let mut weights = self.front.metrics(now);
-            for (w, name) in weights.iter_mut().zip(&self.names) {
-                if self.health.is_ejected(name) {
-                    *w = 0.0;
-                }
-            }
-            if let Some(i) = usher_core::selection::pick(&weights, draw) {
-                return Pick::Server(i);
+            let allowed: Vec<bool> = self
+                .names
+                .iter()
+                .map(|n| !self.health.is_ejected(n))
+                .collect();
+            let pick = self.front.pick_among(now, draws, Some(&allowed));
+            if pick != Pick::NoServer {
+                return pick;
             }
         }
-        self.front.pick(now, draw)
+        self.front.pick(now, draws)
     }
 
     /// Servers in rotation (a share above 0, not ejected) other than `server`.
@@ -173,7 +173,7 @@ impl Door {
     }
 
     /// Replaces the state with one built from a new view; the servers'
-    /// passive health carries over.
+    /// passive health and what the steering learned carry over.
     pub fn update(&self, view: &AppView, max_concurrent: u32) {
         let mut fresh = build(view, Health::new(FrontDoorConfig::default()));
         self.max.store(max_concurrent as usize, Ordering::Relaxed);
@@ -181,6 +181,7 @@ impl Door {
             let mut s = self.lock();
             std::mem::swap(&mut fresh.health, &mut s.health);
             fresh.health.retain(&fresh.names);
+            fresh.front.carry_over(&s.front);
             *s = fresh;
             s.health.sweep(mono_now())
         };
@@ -199,20 +200,23 @@ impl Door {
 
     /// Picks where this request goes. `path_and_query` comes from the
     /// request line; only its path and query are ever used.
-    pub fn decide(&self, path_and_query: &str, draw: f64) -> Decision {
+    pub fn decide(self: &Arc<Self>, path_and_query: &str, draws: [f64; 2]) -> Decision {
         let now = mono_now();
         let (decision, returned) = {
             let mut s = self.lock();
             let returned = s.health.sweep(now);
-            let decision = match s.pick(now, draw) {
+            let decision = match s.pick(now, draws) {
                 Pick::Server(i) => match s.mode {
                     AppMode::Redirect => {
                         Decision::Redirect(usher_core::model::join_url(&s.urls[i], path_and_query))
                     }
-                    AppMode::Proxy => Decision::Proxy {
+                    AppMode::Proxy => Decision::Proxy(InFlight {
+                        door: self.clone(),
                         server: s.names[i].clone(),
                         base: s.urls[i].clone(),
-                    },
+                        picked_at: now,
+                        open: true,
+                    }),
                 },
                 Pick::Disabled => Decision::Sorry(s.sorry.clone()),
                 Pick::NoServer if s.has_sorry_page => Decision::Sorry(s.sorry.clone()),
@@ -240,6 +244,11 @@ impl Door {
         }
     }
 
+    /// This door's proxied requests not finished yet.
+    pub fn in_flight(&self) -> u64 {
+        self.lock().front.in_flight()
+    }
+
     /// Queues events for the logging database; never waits.
     fn emit(&self, changes: Vec<Change>) {
         if changes.is_empty() {
@@ -253,6 +262,49 @@ impl Door {
                 tracing::error!("front-door event not logged: {e}");
             }
         }
+    }
+}
+
+/// A proxied request counted in flight at its server until it is
+/// reported ([`InFlight::report`]) or dropped (a client that went away:
+/// only the count is returned).
+#[derive(Debug)]
+pub struct InFlight {
+    door: Arc<Door>,
+    pub server: Arc<str>,
+    pub base: Arc<str>,
+    picked_at: f64,
+    open: bool,
+}
+
+impl InFlight {
+    /// Books how the request ended: passive health, and what the steering
+    /// learns (the time from the pick to the answer head, or a failure).
+    pub fn report(mut self, outcome: Outcome) {
+        self.door.report(&self.server, outcome);
+        let steering = match outcome {
+            Outcome::Answered(status) if status < 500 => SteeringOutcome::Answered,
+            _ => SteeringOutcome::Failed,
+        };
+        self.close(steering);
+    }
+
+    fn close(&mut self, outcome: SteeringOutcome) {
+        if !std::mem::take(&mut self.open) {
+            return;
+        }
+        let now = mono_now();
+        let took = now - self.picked_at;
+        self.door
+            .lock()
+            .front
+            .finished(&self.server, now, took, outcome);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.close(SteeringOutcome::Abandoned);
     }
 }
 
@@ -295,9 +347,9 @@ mod tests {
         }
     }
 
-    fn picked(d: &Door, draw: f64) -> String {
-        match d.decide("/", draw) {
-            Decision::Proxy { server, .. } => server.to_string(),
+    fn picked(d: &Arc<Door>, draw: f64) -> String {
+        match d.decide("/", [draw, draw]) {
+            Decision::Proxy(ticket) => ticket.server.to_string(),
             other => panic!("{other:?}"),
         }
     }
@@ -308,12 +360,12 @@ mod tests {
     #[test]
     fn ejected_servers_are_not_picked_but_never_the_last() {
         let (tx, mut events) = mpsc::channel(16);
-        let d = Door::new(
+        let d = Arc::new(Door::new(
             &view(&["s0", "s1", "s2"]),
             10,
             &FrontDoorConfig::default(),
             tx,
-        );
+        ));
         d.report(&Arc::from("s1"), Outcome::TimedOut);
         let e = events.try_recv().expect("ejection event");
         assert_eq!((e.origin.as_str(), e.kind), ("s1", SERVER_EJECTED));

@@ -14,7 +14,7 @@ mod service;
 mod sorry;
 
 pub use config::FrontDoorConfig;
-pub use door::{mono_now, Decision, Door, DoorEvent};
+pub use door::{mono_now, Decision, Door, DoorEvent, InFlight};
 pub use health::{SERVER_EJECTED, SERVER_RETURNED};
 pub use proxy::Proxy;
 pub use sorry::BUILT_IN_SORRY_PAGE;

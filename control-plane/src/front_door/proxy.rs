@@ -21,7 +21,7 @@ use hyper::http::request::Parts;
 use hyper::{Body, Method, Request, Response, StatusCode, Uri};
 
 use super::config::FrontDoorConfig;
-use super::door::{Admitted, Decision, Door};
+use super::door::{Admitted, Decision, Door, InFlight};
 use super::health::Outcome;
 
 /// The HTTP client every front door shares (keeps connections to servers).
@@ -148,12 +148,14 @@ fn head_copy(parts: &Parts) -> Parts {
     copy
 }
 
-/// Forwards `req` to `base` (a configured server URL) and streams the answer.
-/// The concurrency slot is held until the answer's body has been sent.
+/// Forwards `req` to the ticket's server (a configured server URL) and
+/// streams the answer. The concurrency slot is held until the answer's body
+/// has been sent; the ticket (the request in flight at its server) is
+/// closed when the answer head arrives or the attempt fails.
 pub async fn forward(
-    door: &Door,
+    door: &Arc<Door>,
     proxy: &Proxy,
-    (server, base): (Arc<str>, Arc<str>),
+    ticket: InFlight,
     remote: SocketAddr,
     req: Request<Body>,
     slot: Admitted,
@@ -174,8 +176,10 @@ pub async fn forward(
         && !parts.headers.contains_key(CONTENT_LENGTH)
         && !parts.headers.contains_key(TRANSFER_ENCODING);
     let again = bodiless.then(|| head_copy(&parts));
+    let server = ticket.server.clone();
+    let base = ticket.base.clone();
     let failure = match attempt(proxy, &base, &pq, parts, body).await {
-        Ok(answer) => return answered(door, &server, answer, slot),
+        Ok(answer) => return answered(ticket, answer, slot),
         Err(f) => f,
     };
     let (outcome, problem, again) = match (failure, again) {
@@ -184,50 +188,48 @@ pub async fn forward(
             tracing::debug!("proxy to {server}: {problem}; trying again");
             // A request without a body is safe to send twice.
             return match attempt(proxy, &base, &pq, head, Body::empty()).await {
-                Ok(answer) => answered(door, &server, answer, slot),
-                Err(Failed::Target(p)) => bad_gateway(&server, &p),
-                Err(Failed::Server(o, p)) => {
-                    door.report(&server, o);
-                    failed(&server, o, &p)
-                }
-                Err(Failed::Closed(p)) => {
-                    door.report(&server, Outcome::Broken);
-                    failed(&server, Outcome::Broken, &p)
-                }
+                Ok(answer) => answered(ticket, answer, slot),
+                Err(f) => failed_attempt(ticket, f),
             };
         }
         (Failed::Closed(problem), None) => {
-            door.report(&server, Outcome::Broken);
+            ticket.report(Outcome::Broken);
             return failed(&server, Outcome::Broken, &problem);
         }
         (Failed::Server(outcome, problem), again) => (outcome, problem, again),
     };
     tracing::debug!("proxy to {server}: {problem}");
-    door.report(&server, outcome);
+    ticket.report(outcome);
     if let (Outcome::ConnectFailed, Some(head)) = (outcome, again) {
         // Nothing was sent: one more try, on another server.
-        if let Decision::Proxy {
-            server: other,
-            base: other_base,
-        } = door.decide(&pq, super::service::draw())
-        {
-            if other != server {
-                match attempt(proxy, &other_base, &pq, head, Body::empty()).await {
-                    Ok(answer) => return answered(door, &other, answer, slot),
-                    Err(Failed::Server(o, p)) => {
-                        door.report(&other, o);
-                        return failed(&other, o, &p);
-                    }
-                    Err(Failed::Target(p)) => return bad_gateway(&other, &p),
-                    Err(Failed::Closed(p)) => {
-                        door.report(&other, Outcome::Broken);
-                        return failed(&other, Outcome::Broken, &p);
-                    }
-                }
+        if let Decision::Proxy(other) = door.decide(&pq, super::service::draws()) {
+            if other.server != server {
+                let other_base = other.base.clone();
+                return match attempt(proxy, &other_base, &pq, head, Body::empty()).await {
+                    Ok(answer) => answered(other, answer, slot),
+                    Err(f) => failed_attempt(other, f),
+                };
             }
         }
     }
     failed(&server, outcome, &problem)
+}
+
+/// Books a failed last attempt on its ticket and answers 502/504.
+fn failed_attempt(ticket: InFlight, failure: Failed) -> Response<Body> {
+    let server = ticket.server.clone();
+    match failure {
+        // Not the server's fault: only the in-flight count is returned.
+        Failed::Target(p) => bad_gateway(&server, &p),
+        Failed::Server(o, p) => {
+            ticket.report(o);
+            failed(&server, o, &p)
+        }
+        Failed::Closed(p) => {
+            ticket.report(Outcome::Broken);
+            failed(&server, Outcome::Broken, &p)
+        }
+    }
 }
 
 /// 504 when the server did not answer in time, 502 otherwise.
@@ -240,13 +242,8 @@ fn failed(server: &str, outcome: Outcome, problem: &str) -> Response<Body> {
 }
 
 /// Books the answer's status and streams it back, holding the slot.
-fn answered(
-    door: &Door,
-    server: &Arc<str>,
-    answer: Response<Body>,
-    slot: Admitted,
-) -> Response<Body> {
-    door.report(server, Outcome::Answered(answer.status().as_u16()));
+fn answered(ticket: InFlight, answer: Response<Body>, slot: Admitted) -> Response<Body> {
+    ticket.report(Outcome::Answered(answer.status().as_u16()));
     let (mut parts, body) = answer.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let body = Body::wrap_stream(body.map(move |chunk| {

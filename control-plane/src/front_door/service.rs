@@ -63,7 +63,7 @@ pub fn handle(door: &Arc<Door>, proxy: &Proxy, remote: SocketAddr, req: Request<
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    match door.decide(pq, draw()) {
+    match door.decide(pq, draws()) {
         Decision::Redirect(url) => {
             drop(slot);
             let mut r = Response::new(Body::empty());
@@ -76,10 +76,10 @@ pub fn handle(door: &Arc<Door>, proxy: &Proxy, remote: SocketAddr, req: Request<
                 Err(_) => now(plain_503(NO_SERVER_BODY)),
             }
         }
-        Decision::Proxy { server, base } => {
+        Decision::Proxy(ticket) => {
             let (door, proxy) = (door.clone(), proxy.clone());
             Either::Right(Box::pin(async move {
-                Ok(forward(&door, &proxy, (server, base), remote, req, slot).await)
+                Ok(forward(&door, &proxy, ticket, remote, req, slot).await)
             }))
         }
         Decision::Sorry(html) => now(sorry(html)),
@@ -95,12 +95,15 @@ fn redirect_status(method: &Method) -> StatusCode {
     StatusCode::from_u16(front_door_redirect_status(method.as_str())).unwrap_or(StatusCode::FOUND)
 }
 
-/// A uniform draw in [0, 1) from a per-thread generator.
-pub(super) fn draw() -> f64 {
+/// Two uniform draws in [0, 1) from a per-thread generator.
+pub(super) fn draws() -> [f64; 2] {
     thread_local! {
         static RNG: std::cell::RefCell<SmallRng> = std::cell::RefCell::new(SmallRng::from_entropy());
     }
-    RNG.with(|r| r.borrow_mut().gen::<f64>())
+    RNG.with(|r| {
+        let mut r = r.borrow_mut();
+        [r.gen::<f64>(), r.gen::<f64>()]
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,355 @@
+//! In-band steering for proxy-mode front doors: what one front door (one
+//! worker) learns of each server from its own proxied requests, and the rule
+//! that turns it and the manager's weights into a pick.
+//!
+//! The rule (why: `docs/steering.md`):
+//!
+//! * **Candidates**: two servers drawn at random in proportion to the
+//!   manager's weights (the load metric: other front doors, traffic that
+//!   bypasses this one, probes' queue delay, errors, host load), plus the
+//!   server that was cheapest at the previous pick (power of two choices
+//!   with memory: it approaches "the cheapest of all" at the price of two).
+//! * **Cost** of a candidate: `estimate × (in flight + 1) / weight`, where
+//!   `estimate` is a peak-EWMA of this door's answer times from the server
+//!   (a slower answer is taken at once, a faster one folds in over
+//!   [`DECAY_SECS`]), `in flight` this door's requests to it not answered
+//!   yet, and `weight` the manager's weight over the largest one (0..1].
+//!   The cheapest candidate wins; ties go to the first drawn, so with
+//!   nothing learned the picks follow the weights.
+//! * **No false idleness**: a server that answered nothing lately keeps
+//!   its estimate (sliding toward the typical one over [`FORGET_SECS`], so a
+//!   server once slow is tried again in time), and while it holds requests
+//!   without answering, the time since its last answer counts as its
+//!   estimate when that is larger (a hung server looks slower by the
+//!   millisecond, never idle).
+//! * **Failures cost**: an answer that failed (5xx, refused, timed out)
+//!   counts as at least twice the estimate, so a server answering fast
+//!   errors loses share instead of drawing it.
+//!
+//! Everything is per worker and single-threaded: no lock, no atomics.
+
+/// Time constant of the peak-EWMA for answers faster than the estimate.
+pub const DECAY_SECS: f64 = 2.0;
+
+/// Time constant with which an estimate nobody refreshes slides toward the
+/// typical estimate of the app's servers.
+pub const FORGET_SECS: f64 = 10.0;
+
+/// Smallest estimate (1 µs): keeps costs comparable and never zero.
+const MIN_ESTIMATE_SECS: f64 = 1e-6;
+
+/// How one proxied request ended, for the estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server answered (any status below 500).
+    Answered,
+    /// The server failed: a 5xx, a refused or broken connection, a timeout.
+    Failed,
+    /// The client went away before the answer: only the in-flight count
+    /// changes (how long the server took is unknown).
+    Abandoned,
+}
+
+impl Outcome {
+    /// How a request whose answer had `status` ended: 500 and above
+    /// failed (a proxy's own 502/504 included); 0 (no answer) and 499 (the
+    /// client went away, as nginx logs it) were abandoned.
+    pub fn of_status(status: u16) -> Outcome {
+        match status {
+            0 | 499 => Outcome::Abandoned,
+            s if s >= 500 => Outcome::Failed,
+            _ => Outcome::Answered,
+        }
+    }
+}
+
+/// What one front door learned of one server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Feedback {
+    /// Requests this door sent to the server, not finished yet.
+    pub in_flight: u32,
+    /// Peak-EWMA of answer times, seconds; `None` until the first answer.
+    estimate: Option<f64>,
+    /// When `estimate` last took an answer in.
+    estimated_at: f64,
+    /// Last answer, or when `in_flight` last rose from 0.
+    progress_at: f64,
+}
+
+impl Feedback {
+    /// A request was sent to the server at `now`.
+    pub fn started(&mut self, now: f64) {
+        if self.in_flight == 0 {
+            self.progress_at = now;
+        }
+        self.in_flight = self.in_flight.saturating_add(1);
+    }
+
+    /// A request sent at `now - took` finished at `now`.
+    pub fn finished(&mut self, now: f64, took: f64, outcome: Outcome) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let took = if took.is_finite() { took.max(0.0) } else { 0.0 };
+        let observed = match outcome {
+            Outcome::Abandoned => return,
+            Outcome::Answered => took,
+            Outcome::Failed => took.max(2.0 * self.estimate.unwrap_or(took)),
+        };
+        self.progress_at = now;
+        let observed = observed.max(MIN_ESTIMATE_SECS);
+        self.estimate = Some(match self.estimate {
+            Some(e) if observed < e => {
+                let keep = (-(now - self.estimated_at).max(0.0) / DECAY_SECS).exp();
+                e * keep + observed * (1.0 - keep)
+            }
+            _ => observed,
+        });
+        self.estimated_at = now;
+    }
+
+    /// The learned estimate alone (seconds), for views and tests.
+    pub fn learned(&self) -> Option<f64> {
+        self.estimate
+    }
+
+    /// The estimate to use at `now` (seconds): the learned one sliding
+    /// toward `typical` while nothing refreshes it (`typical` when nothing
+    /// was learned), raised to the time since the last answer while
+    /// requests are outstanding.
+    pub fn estimate(&self, now: f64, typical: f64) -> f64 {
+        let learned = match self.estimate {
+            Some(e) => {
+                let idle = (now - self.estimated_at).max(0.0);
+                typical + (e - typical) * (-idle / FORGET_SECS).exp()
+            }
+            None => typical,
+        };
+        let stalled = if self.in_flight > 0 {
+            (now - self.progress_at).max(0.0)
+        } else {
+            0.0
+        };
+        learned.max(stalled).max(MIN_ESTIMATE_SECS)
+    }
+}
+
+/// The typical estimate of servers in `feedback` with a positive weight:
+/// the mean of the learned ones, or 1 when none was learned (then costs
+/// reduce to weighted least-in-flight).
+pub fn typical_estimate(feedback: &[Feedback], weights: &[f64]) -> f64 {
+    let (sum, n) = feedback
+        .iter()
+        .zip(weights)
+        .filter(|(_, w)| usable(**w))
+        .filter_map(|(f, _)| f.estimate)
+        .fold((0.0, 0u32), |(s, n), e| (s + e, n + 1));
+    if n == 0 {
+        1.0
+    } else {
+        (sum / f64::from(n)).max(MIN_ESTIMATE_SECS)
+    }
+}
+
+fn usable(weight: f64) -> bool {
+    weight.is_finite() && weight > 0.0
+}
+
+/// Cost of sending one more request to a server (lower is better);
+/// infinite for a server with no weight.
+pub fn cost(f: &Feedback, weight: f64, top_weight: f64, now: f64, typical: f64) -> f64 {
+    if !usable(weight) || !usable(top_weight) {
+        return f64::INFINITY;
+    }
+    let relative = (weight / top_weight).min(1.0);
+    f.estimate(now, typical) * f64::from(f.in_flight.saturating_add(1)) / relative
+}
+
+/// The cheapest of `candidates` (indices into `feedback`/`weights`; out of
+/// range or weightless ones skipped); the first wins a tie, and when this
+/// door knows nothing of any of them (nothing learned, nothing in flight)
+/// the first is taken: the draws follow the manager's weights, so picks
+/// spread by weight. `None` when no candidate has a weight.
+pub fn cheapest(
+    candidates: &[usize],
+    feedback: &[Feedback],
+    weights: &[f64],
+    now: f64,
+) -> Option<usize> {
+    let top = weights
+        .iter()
+        .copied()
+        .filter(|w| usable(*w))
+        .fold(0.0, f64::max);
+    let typical = typical_estimate(feedback, weights);
+    let mut best: Option<(usize, f64)> = None;
+    let mut known = false;
+    for &i in candidates {
+        let (Some(f), Some(&w)) = (feedback.get(i), weights.get(i)) else {
+            continue;
+        };
+        if !usable(w) {
+            continue;
+        }
+        known |= f.in_flight > 0 || f.estimate.is_some();
+        let c = cost(f, w, top, now, typical);
+        if best.is_none_or(|(_, b)| c < b) {
+            best = Some((i, c));
+        }
+    }
+    if !known {
+        return candidates
+            .iter()
+            .copied()
+            .find(|&i| i < feedback.len() && weights.get(i).is_some_and(|w| usable(*w)));
+    }
+    best.map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn learned(secs: f64, at: f64) -> Feedback {
+        let mut f = Feedback::default();
+        f.started(at - secs);
+        f.finished(at, secs, Outcome::Answered);
+        f
+    }
+
+    /// A slower answer is taken at once; faster ones fold in over
+    /// DECAY_SECS; an unrefreshed estimate slides toward the typical one.
+    #[test]
+    fn peak_ewma_worked_example() {
+        let mut f = learned(0.010, 100.0);
+        assert_eq!(f.learned(), Some(0.010));
+        f.started(100.0);
+        f.finished(100.0 + DECAY_SECS, 0.002, Outcome::Answered);
+        let expected = 0.010 * (-1.0f64).exp() + 0.002 * (1.0 - (-1.0f64).exp());
+        assert!((f.learned().unwrap() - expected).abs() < 1e-12);
+        f.started(103.0);
+        f.finished(103.0, 0.050, Outcome::Answered);
+        assert_eq!(f.learned(), Some(0.050));
+        // Idle for FORGET_SECS: (1 - 1/e) of the way toward the typical value.
+        let aged = f.estimate(103.0 + FORGET_SECS, 0.020);
+        assert!((aged - (0.020 + 0.030 * (-1.0f64).exp())).abs() < 1e-12);
+    }
+
+    /// A server holding requests without answering looks slower by the
+    /// second, never idle; an abandoned request only frees its slot.
+    #[test]
+    fn a_stalled_server_never_reads_as_idle() {
+        let mut f = learned(0.001, 10.0);
+        f.started(10.0);
+        assert_eq!(f.estimate(10.0005, 0.001), 0.001);
+        assert!((f.estimate(12.0, 0.001) - 2.0).abs() < 1e-9);
+        f.finished(12.5, 2.5, Outcome::Abandoned);
+        assert_eq!(f.in_flight, 0);
+        assert_eq!(f.learned(), Some(0.001));
+    }
+
+    #[test]
+    fn statuses_map_to_outcomes() {
+        assert_eq!(Outcome::of_status(200), Outcome::Answered);
+        assert_eq!(Outcome::of_status(404), Outcome::Answered);
+        assert_eq!(Outcome::of_status(502), Outcome::Failed);
+        assert_eq!(Outcome::of_status(504), Outcome::Failed);
+        assert_eq!(Outcome::of_status(499), Outcome::Abandoned);
+        assert_eq!(Outcome::of_status(0), Outcome::Abandoned);
+    }
+
+    /// A fast failure counts as twice the estimate: fast 500s raise the
+    /// cost instead of lowering it.
+    #[test]
+    fn fast_failures_raise_the_estimate() {
+        let mut f = learned(0.010, 1.0);
+        for k in 0..5 {
+            f.started(1.0 + f64::from(k));
+            f.finished(1.0 + f64::from(k), 0.0001, Outcome::Failed);
+        }
+        assert_eq!(f.learned(), Some(0.010 * 32.0));
+    }
+
+    /// The design of the first scenario at one instant: the cheap
+    /// server wins until its queue makes it as dear as the next one.
+    #[test]
+    fn cost_worked_example() {
+        let fast = learned(0.001, 5.0);
+        let mut busy_fast = fast.clone();
+        for _ in 0..9 {
+            busy_fast.started(5.0);
+        }
+        let medium = learned(0.010, 5.0);
+        let fb = [fast.clone(), medium.clone()];
+        let w = [10_000.0, 10_000.0];
+        assert_eq!(cheapest(&[1, 0], &fb, &w, 5.0), Some(0));
+        // 1 ms × 10 in flight = 10 ms: a tie, the first drawn wins.
+        let fb = [busy_fast, medium];
+        assert_eq!(cheapest(&[1, 0], &fb, &w, 5.0), Some(1));
+        assert_eq!(cheapest(&[0, 1], &fb, &w, 5.0), Some(0));
+        // The manager's weight divides the cost: half the weight, twice the cost.
+        let fb = [fast.clone(), learned(0.001, 5.0)];
+        assert_eq!(cheapest(&[1, 0], &fb, &[10_000.0, 5_000.0], 5.0), Some(0));
+        // No weight, never.
+        assert_eq!(cheapest(&[0], &fb, &[0.0, 1.0], 5.0), None);
+        assert_eq!(cheapest(&[], &fb, &[1.0, 1.0], 5.0), None);
+        assert_eq!(cheapest(&[7], &fb, &[1.0, 1.0], 5.0), None);
+    }
+
+    proptest! {
+        /// Never a weightless server; never panics on any input.
+        #[test]
+        fn never_weightless(
+            weights in proptest::collection::vec(prop_oneof![Just(0.0), Just(f64::NAN), 0.0f64..10_000.0], 0..8),
+            answers in proptest::collection::vec((0usize..8, 0.0f64..5.0, 0u8..3), 0..40),
+            candidates in proptest::collection::vec(0usize..10, 0..4),
+            now in 0.0f64..100.0,
+        ) {
+            let mut fb = vec![Feedback::default(); weights.len()];
+            for (i, took, o) in answers {
+                if let Some(f) = fb.get_mut(i) {
+                    f.started(now - took);
+                    if o < 2 {
+                        let o = if o == 0 { Outcome::Answered } else { Outcome::Failed };
+                        f.finished(now, took, o);
+                    }
+                }
+            }
+            if let Some(i) = cheapest(&candidates, &fb, &weights, now) {
+                prop_assert!(candidates.contains(&i));
+                prop_assert!(usable(weights[i]));
+            } else {
+                prop_assert!(!candidates.iter().any(|&i| weights.get(i).is_some_and(|w| usable(*w))));
+            }
+        }
+
+        /// In flight returns to zero after as many finishes as starts,
+        /// whatever their outcomes, and never underflows.
+        #[test]
+        fn in_flight_balances(outcomes in proptest::collection::vec(0u8..3, 0..50)) {
+            let mut f = Feedback::default();
+            for _ in &outcomes {
+                f.started(1.0);
+            }
+            prop_assert_eq!(f.in_flight as usize, outcomes.len());
+            for o in &outcomes {
+                let o = [Outcome::Answered, Outcome::Failed, Outcome::Abandoned][*o as usize];
+                f.finished(2.0, 1.0, o);
+            }
+            prop_assert_eq!(f.in_flight, 0);
+            f.finished(3.0, 1.0, Outcome::Answered);
+            prop_assert_eq!(f.in_flight, 0);
+        }
+
+        /// More in flight or a slower estimate never makes a server cheaper.
+        #[test]
+        fn cost_is_monotone(a in 0.0001f64..2.0, b in 0.0001f64..2.0, n in 0u32..20) {
+            let (fast, slow) = (learned(a.min(b), 1.0), learned(a.max(b), 1.0));
+            prop_assert!(cost(&fast, 1.0, 1.0, 1.0, 0.1) <= cost(&slow, 1.0, 1.0, 1.0, 0.1));
+            let mut more = fast.clone();
+            for _ in 0..n {
+                more.started(1.0);
+            }
+            prop_assert!(cost(&fast, 1.0, 1.0, 1.0, 0.1) <= cost(&more, 1.0, 1.0, 1.0, 0.1));
+        }
+    }
+}
