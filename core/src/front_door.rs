@@ -661,4 +661,37 @@ mod tests {
             assert!((share - expected).abs() < 0.01, "{count:?}");
         }
     }
+
+    /// Servers that answer alike keep the manager's shares even when the
+    /// door has learned them and holds requests in flight (slow start and
+    /// long-term loads depend on it): weights 1:3, both 2 ms ± 50 %, from 1
+    /// to 32 in flight.
+    #[test]
+    fn equally_fast_servers_keep_their_weight_shares() {
+        for concurrency in [1, 2, 3, 8, 32] {
+            let mut d = proxy(&[2500, 7500]);
+            let mut draws = Draws(9);
+            let mut now: f64 = 0.0;
+            let mut pending: Vec<(f64, usize, f64)> = Vec::new();
+            let mut count = [0u32; 2];
+            for _ in 0..40_000 {
+                while pending.len() >= concurrency {
+                    pending.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    let (end, i, took) = pending.pop().unwrap();
+                    now = now.max(end);
+                    d.finished(&format!("s{i}"), now, took, Outcome::Answered);
+                }
+                let i = picked(d.pick(now, draws.two()));
+                count[i] += 1;
+                // 2 ms ± 50 %: jitter of the kind real answers have.
+                let took = 0.002 * (0.5 + draws.two()[0]);
+                pending.push((now + took, i, took));
+            }
+            let share = f64::from(count[0]) / 40_000.0;
+            assert!(
+                (share - 0.25).abs() < 0.02,
+                "{concurrency} in flight: {count:?}"
+            );
+        }
+    }
 }

@@ -9,13 +9,22 @@
 //!   bypasses this one, probes' queue delay, errors, host load), plus the
 //!   server that was cheapest at the previous pick (power of two choices
 //!   with memory: it approaches "the cheapest of all" at the price of two).
-//! * **Cost** of a candidate: `estimate × (in flight + 1) / weight`, where
+//! * **Cost** of a candidate: `estimate × (1 + in flight / weight)`, where
 //!   `estimate` is a peak-EWMA of this door's answer times from the server
 //!   (a slower answer is taken at once, a faster one folds in over
 //!   [`DECAY_SECS`]), `in flight` this door's requests to it not answered
-//!   yet, and `weight` the manager's weight over the largest one (0..1].
-//!   The cheapest candidate wins; ties go to the first drawn, so with
-//!   nothing learned the picks follow the weights.
+//!   yet, and `weight` the manager's weight over the largest one (0..1]:
+//!   in flight counts per unit of weight, so a server the manager weighs
+//!   three times as much may hold three times as many at the same cost.
+//! * **Hot or cold** (after Prequal): the first draw is taken unless it is
+//!   hot: its estimate more than [`HOT_FACTOR`] times (and [`NOISE_SECS`]
+//!   above) the fastest candidate's, or its in flight more than
+//!   [`HOT_FACTOR`] times (and [`IN_FLIGHT_SLACK`] above) its fair part
+//!   of the door's in flight (by weight). A hot first draw gives way to
+//!   the cheapest candidate. While the door sees no clear difference the
+//!   picks follow the manager's weights exactly (slow start, long-term
+//!   loads and offload keep their shares); a slow, stalled or queueing
+//!   server loses its share at once.
 //! * **No false idleness**: a server that answered nothing lately keeps
 //!   its estimate (sliding toward the typical one over [`FORGET_SECS`], so a
 //!   server once slow is tried again in time), and while it holds requests
@@ -34,6 +43,19 @@ pub const DECAY_SECS: f64 = 2.0;
 /// Time constant with which an estimate nobody refreshes slides toward the
 /// typical estimate of the app's servers.
 pub const FORGET_SECS: f64 = 10.0;
+
+/// How many times dearer than the cheapest candidate the first draw must
+/// be before the door overrides the manager's weights.
+pub const HOT_FACTOR: f64 = 2.0;
+
+/// Cost differences smaller than this (seconds) are noise: a 1 ms jitter
+/// on sub-millisecond answers never moves users.
+pub const NOISE_SECS: f64 = 0.001;
+
+/// In-flight differences this small are noise: a server holds up to
+/// [`HOT_FACTOR`] times its fair part of the door's requests plus this
+/// many before it is hot.
+pub const IN_FLIGHT_SLACK: f64 = 2.0;
 
 /// Smallest estimate (1 µs): keeps costs comparable and never zero.
 const MIN_ESTIMATE_SECS: f64 = 1e-6;
@@ -160,14 +182,49 @@ pub fn cost(f: &Feedback, weight: f64, top_weight: f64, now: f64, typical: f64) 
         return f64::INFINITY;
     }
     let relative = (weight / top_weight).min(1.0);
-    f.estimate(now, typical) * f64::from(f.in_flight.saturating_add(1)) / relative
+    f.estimate(now, typical) * (1.0 + f64::from(f.in_flight) / relative)
 }
 
-/// The cheapest of `candidates` (indices into `feedback`/`weights`; out of
-/// range or weightless ones skipped); the first wins a tie, and when this
-/// door knows nothing of any of them (nothing learned, nothing in flight)
-/// the first is taken: the draws follow the manager's weights, so picks
-/// spread by weight. `None` when no candidate has a weight.
+/// Whether `first` (a candidate with a usable weight) is *hot*: its
+/// estimate clearly above the fastest candidate's (more than
+/// [`HOT_FACTOR`] times and [`NOISE_SECS`]), or its requests in flight
+/// clearly above its fair part of the door's (more than [`HOT_FACTOR`]
+/// times and [`IN_FLIGHT_SLACK`]). Both tests compare like with like, so a
+/// lightly weighted server is not hot for holding one request.
+fn is_hot(
+    first: usize,
+    candidates: &[usize],
+    feedback: &[Feedback],
+    weights: &[f64],
+    now: f64,
+    typical: f64,
+) -> bool {
+    let fastest = candidates
+        .iter()
+        .filter(|&&i| weights.get(i).is_some_and(|w| usable(*w)))
+        .filter_map(|&i| feedback.get(i))
+        .map(|f| f.estimate(now, typical))
+        .fold(f64::INFINITY, f64::min);
+    if feedback[first].estimate(now, typical) > HOT_FACTOR * fastest + NOISE_SECS {
+        return true;
+    }
+    let total_weight: f64 = weights.iter().copied().filter(|w| usable(*w)).sum();
+    let door_in_flight: f64 = feedback
+        .iter()
+        .zip(weights)
+        .filter(|(_, w)| usable(**w))
+        .map(|(f, _)| f64::from(f.in_flight))
+        .sum();
+    let fair = door_in_flight * weights[first] / total_weight;
+    f64::from(feedback[first].in_flight) > HOT_FACTOR * fair + IN_FLIGHT_SLACK
+}
+
+/// The pick among `candidates` (indices into `feedback`/`weights`; out of
+/// range or weightless ones skipped): the first usable one unless it is
+/// hot ([`is_hot`]), then the cheapest by [`cost`] (the earlier wins a
+/// tie). The candidates are drawn by weight, so while no server is
+/// clearly slower or fuller than its part the picks spread by weight.
+/// `None` when no candidate has a weight.
 pub fn cheapest(
     candidates: &[usize],
     feedback: &[Feedback],
@@ -180,26 +237,22 @@ pub fn cheapest(
         .filter(|w| usable(*w))
         .fold(0.0, f64::max);
     let typical = typical_estimate(feedback, weights);
+    let usable_candidates = || {
+        candidates
+            .iter()
+            .copied()
+            .filter(|&i| feedback.get(i).is_some() && weights.get(i).is_some_and(|w| usable(*w)))
+    };
+    let first = usable_candidates().next()?;
+    if !is_hot(first, candidates, feedback, weights, now, typical) {
+        return Some(first);
+    }
     let mut best: Option<(usize, f64)> = None;
-    let mut known = false;
-    for &i in candidates {
-        let (Some(f), Some(&w)) = (feedback.get(i), weights.get(i)) else {
-            continue;
-        };
-        if !usable(w) {
-            continue;
-        }
-        known |= f.in_flight > 0 || f.estimate.is_some();
-        let c = cost(f, w, top, now, typical);
+    for i in usable_candidates() {
+        let c = cost(&feedback[i], weights[i], top, now, typical);
         if best.is_none_or(|(_, b)| c < b) {
             best = Some((i, c));
         }
-    }
-    if !known {
-        return candidates
-            .iter()
-            .copied()
-            .find(|&i| i < feedback.len() && weights.get(i).is_some_and(|w| usable(*w)));
     }
     best.map(|(i, _)| i)
 }
@@ -269,8 +322,9 @@ mod tests {
         assert_eq!(f.learned(), Some(0.010 * 32.0));
     }
 
-    /// The design of the first scenario at one instant: the cheap
-    /// server wins until its queue makes it as dear as the next one.
+    /// The design of the first scenario at one instant: the fast
+    /// server wins until its queue makes it clearly dearer than the next
+    /// one; small differences leave the first (weighted) draw alone.
     #[test]
     fn cost_worked_example() {
         let fast = learned(0.001, 5.0);
@@ -281,16 +335,50 @@ mod tests {
         let medium = learned(0.010, 5.0);
         let fb = [fast.clone(), medium.clone()];
         let w = [10_000.0, 10_000.0];
+        // 10 ms against 1 ms: hot, the cheap one is taken.
         assert_eq!(cheapest(&[1, 0], &fb, &w, 5.0), Some(0));
-        // 1 ms × 10 in flight = 10 ms: a tie, the first drawn wins.
+        assert_eq!(cheapest(&[0, 1], &fb, &w, 5.0), Some(0));
+        // 1 ms × (1 + 9) = 10 ms against 10 ms: no clear difference, the
+        // first drawn is taken.
         let fb = [busy_fast, medium];
         assert_eq!(cheapest(&[1, 0], &fb, &w, 5.0), Some(1));
         assert_eq!(cheapest(&[0, 1], &fb, &w, 5.0), Some(0));
-        // The manager's weight divides the cost: half the weight, twice the cost.
-        let fb = [fast.clone(), learned(0.001, 5.0)];
-        assert_eq!(cheapest(&[1, 0], &fb, &[10_000.0, 5_000.0], 5.0), Some(0));
+        // In flight counts per unit of weight: 2 in flight at full weight
+        // cost as much as 1 at half weight.
+        let mut two = fast.clone();
+        two.started(5.0);
+        two.started(5.0);
+        let mut one = fast.clone();
+        one.started(5.0);
+        let fb = [two, one];
+        let w = [10_000.0, 5_000.0];
+        assert_eq!(
+            cost(&fb[0], w[0], w[0], 5.0, 0.001),
+            cost(&fb[1], w[1], w[0], 5.0, 0.001)
+        );
+        // A lightly weighted server holding one request is not hot: in
+        // flight counts against its fair part of the door's, plus slack.
+        let mut holding = fast.clone();
+        holding.started(5.0);
+        let fb = [holding.clone(), fast.clone()];
+        assert_eq!(cheapest(&[0, 1], &fb, &[2_500.0, 7_500.0], 5.0), Some(0));
+        // ... but one holding all 5 of the door's, fair part 1.25, is.
+        let mut five = holding;
+        for _ in 0..4 {
+            five.started(5.0);
+        }
+        let fb = [five, fast.clone(), fast.clone()];
+        assert_eq!(
+            cheapest(&[0, 1], &fb, &[2_500.0, 7_500.0, 0.0], 5.0),
+            Some(1)
+        );
+        // Sub-millisecond differences are noise: 0.2 ms against 0.9 ms
+        // leaves the first draw.
+        let fb = [learned(0.0009, 5.0), learned(0.0002, 5.0)];
+        assert_eq!(cheapest(&[0, 1], &fb, &[1.0, 1.0], 5.0), Some(0));
         // No weight, never.
         assert_eq!(cheapest(&[0], &fb, &[0.0, 1.0], 5.0), None);
+        assert_eq!(cheapest(&[0, 1], &fb, &[0.0, 1.0], 5.0), Some(1));
         assert_eq!(cheapest(&[], &fb, &[1.0, 1.0], 5.0), None);
         assert_eq!(cheapest(&[7], &fb, &[1.0, 1.0], 5.0), None);
     }
