@@ -15,7 +15,7 @@ use crate::load_metric::{bump, load_metric, scale_capacity};
 use crate::model::AppMode;
 use crate::selection::IntervalTable;
 use crate::snapshot::AppView;
-use crate::steering::{cheapest, Feedback, Outcome};
+use crate::steering::{cheapest, cheapest_by_cost, Feedback, Outcome};
 
 /// How often the aging of dynamic values is folded into the table.
 const REBUILD_EVERY_SECS: f64 = 1.0;
@@ -260,18 +260,25 @@ impl FrontDoor {
         if now - self.built_at >= REBUILD_EVERY_SECS {
             self.rebuild(now);
         }
-        let masked;
-        let table = match allowed {
-            None => &self.table,
+        let masked_weights: Vec<f64>;
+        let masked_table;
+        let (table, weights) = match allowed {
+            None => (&self.table, &self.weights),
             Some(allowed) => {
-                masked = IntervalTable::new(self.weights.iter().enumerate().map(|(i, w)| {
-                    if allowed.get(i).copied().unwrap_or(false) {
-                        *w
-                    } else {
-                        0.0
-                    }
-                }));
-                &masked
+                masked_weights = self
+                    .weights
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| {
+                        if allowed.get(i).copied().unwrap_or(false) {
+                            *w
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                masked_table = IntervalTable::new(masked_weights.iter().copied());
+                (&masked_table, &masked_weights)
             }
         };
         let Some(first) = table.pick(draws[0]) else {
@@ -289,11 +296,12 @@ impl FrontDoor {
             .memory
             .filter(|&m| table.share(m) > 0.0)
             .unwrap_or(first);
+        // Steering compares weights only by ratio, so the table's own
+        // weights serve (no per-pick vector of shares).
         let candidates = [first, second, remembered];
-        let weights: Vec<f64> = (0..self.weights.len()).map(|i| table.share(i)).collect();
-        let chosen = cheapest(&candidates, &self.feedback, &weights, now).unwrap_or(first);
+        let chosen = cheapest(&candidates, &self.feedback, weights, now).unwrap_or(first);
         self.feedback[chosen].started(now);
-        self.memory = cheapest(&candidates, &self.feedback, &weights, now);
+        self.memory = cheapest_by_cost(&candidates, &self.feedback, weights, now);
         Pick::Server(chosen)
     }
 

@@ -193,30 +193,63 @@ pub fn cost(f: &Feedback, weight: f64, top_weight: f64, now: f64, typical: f64) 
 /// lightly weighted server is not hot for holding one request.
 fn is_hot(
     first: usize,
-    candidates: &[usize],
+    usable_candidates: &[usize],
     feedback: &[Feedback],
     weights: &[f64],
     now: f64,
     typical: f64,
 ) -> bool {
-    let fastest = candidates
+    let fastest = usable_candidates
         .iter()
-        .filter(|&&i| weights.get(i).is_some_and(|w| usable(*w)))
-        .filter_map(|&i| feedback.get(i))
-        .map(|f| f.estimate(now, typical))
+        .map(|&i| feedback[i].estimate(now, typical))
         .fold(f64::INFINITY, f64::min);
     if feedback[first].estimate(now, typical) > HOT_FACTOR * fastest + NOISE_SECS {
         return true;
     }
-    let total_weight: f64 = weights.iter().copied().filter(|w| usable(*w)).sum();
-    let door_in_flight: f64 = feedback
+    let (total_weight, door_in_flight) = feedback
         .iter()
         .zip(weights)
         .filter(|(_, w)| usable(**w))
-        .map(|(f, _)| f64::from(f.in_flight))
-        .sum();
+        .fold((0.0, 0.0), |(w_sum, n), (f, w)| {
+            (w_sum + w, n + f64::from(f.in_flight))
+        });
     let fair = door_in_flight * weights[first] / total_weight;
     f64::from(feedback[first].in_flight) > HOT_FACTOR * fair + IN_FLIGHT_SLACK
+}
+
+/// Most candidates one pick compares (two draws and the memory, with room);
+/// further ones are ignored.
+pub const MAX_CANDIDATES: usize = 8;
+
+/// The candidates (indices into `feedback`/`weights`) that exist and have
+/// a usable weight, in order, at most [`MAX_CANDIDATES`], on the stack (no
+/// allocation on the request path).
+struct Usable {
+    indices: [usize; MAX_CANDIDATES],
+    len: usize,
+}
+
+impl Usable {
+    fn of(candidates: &[usize], feedback: &[Feedback], weights: &[f64]) -> Usable {
+        let mut u = Usable {
+            indices: [0; MAX_CANDIDATES],
+            len: 0,
+        };
+        for &i in candidates {
+            if u.len < MAX_CANDIDATES
+                && feedback.get(i).is_some()
+                && weights.get(i).is_some_and(|w| usable(*w))
+            {
+                u.indices[u.len] = i;
+                u.len += 1;
+            }
+        }
+        u
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        &self.indices[..self.len]
+    }
 }
 
 /// The pick among `candidates` (indices into `feedback`/`weights`; out of
@@ -231,24 +264,43 @@ pub fn cheapest(
     weights: &[f64],
     now: f64,
 ) -> Option<usize> {
+    let usable = Usable::of(candidates, feedback, weights);
+    let &first = usable.as_slice().first()?;
+    let typical = typical_estimate(feedback, weights);
+    if !is_hot(first, usable.as_slice(), feedback, weights, now, typical) {
+        return Some(first);
+    }
+    lowest_cost(usable.as_slice(), feedback, weights, now, typical)
+}
+
+/// The candidate with the lowest [`cost`] (the earlier wins a tie),
+/// whether or not the first draw is hot: what the door remembers for its
+/// next pick. `None` when no candidate has a weight.
+pub fn cheapest_by_cost(
+    candidates: &[usize],
+    feedback: &[Feedback],
+    weights: &[f64],
+    now: f64,
+) -> Option<usize> {
+    let usable = Usable::of(candidates, feedback, weights);
+    let typical = typical_estimate(feedback, weights);
+    lowest_cost(usable.as_slice(), feedback, weights, now, typical)
+}
+
+fn lowest_cost(
+    usable_candidates: &[usize],
+    feedback: &[Feedback],
+    weights: &[f64],
+    now: f64,
+    typical: f64,
+) -> Option<usize> {
     let top = weights
         .iter()
         .copied()
         .filter(|w| usable(*w))
         .fold(0.0, f64::max);
-    let typical = typical_estimate(feedback, weights);
-    let usable_candidates = || {
-        candidates
-            .iter()
-            .copied()
-            .filter(|&i| feedback.get(i).is_some() && weights.get(i).is_some_and(|w| usable(*w)))
-    };
-    let first = usable_candidates().next()?;
-    if !is_hot(first, candidates, feedback, weights, now, typical) {
-        return Some(first);
-    }
     let mut best: Option<(usize, f64)> = None;
-    for i in usable_candidates() {
+    for &i in usable_candidates {
         let c = cost(&feedback[i], weights[i], top, now, typical);
         if best.is_none_or(|(_, b)| c < b) {
             best = Some((i, c));

@@ -8,7 +8,8 @@
 //! A request let through stays counted in flight at its server, in this
 //! worker's front door, until its stream ends (`on_log`, which Envoy calls
 //! for every stream: answered, reset, or abandoned by the client); the door
-//! learns the time from the pick to the answer head and whether it failed.
+//! learns the time from the pick to the end of the answer and whether it
+//! failed (the status, read in `on_log`).
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
@@ -23,8 +24,6 @@ pub struct InterceptorCtx {
     worker: Shared,
     /// The request let through: its server and when it was picked.
     in_flight: Option<(String, f64)>,
-    /// When the answer head arrived, and its status.
-    answered: Option<(f64, u16)>,
 }
 
 impl InterceptorCtx {
@@ -32,7 +31,6 @@ impl InterceptorCtx {
         InterceptorCtx {
             worker,
             in_flight: None,
-            answered: None,
         }
     }
 }
@@ -97,29 +95,23 @@ impl HttpContext for InterceptorCtx {
         Action::Pause
     }
 
-    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if self.in_flight.is_some() && self.answered.is_none() {
-            let status = host::response_header(":status")
-                .and_then(|s| s.parse::<u16>().ok())
-                .unwrap_or(0);
-            self.answered = Some((now_secs(), status));
-        }
-        Action::Continue
-    }
-
     fn on_log(&mut self) {
         let Some((server, picked_at)) = self.in_flight.take() else {
             return;
         };
         let now = now_secs();
-        let (took, how) = match self.answered {
-            Some((at, status)) => (at - picked_at, SteeringOutcome::of_status(status)),
-            None => (now - picked_at, SteeringOutcome::Abandoned),
+        // The answer's status, read here rather than in a response-headers
+        // callback: the build prunes that export (one VM call fewer per
+        // request), and the whole answer's time is the estimate's input.
+        // No response at all: the client went away first.
+        let how = match host::response_header(":status") {
+            Some(s) => SteeringOutcome::of_status(s.parse::<u16>().unwrap_or(0)),
+            None => SteeringOutcome::Abandoned,
         };
         let mut w = self.worker.borrow_mut();
         w.proxied_done += 1;
         if let Some(door) = w.view.door.as_mut() {
-            door.finished(&server, now, took, how);
+            door.finished(&server, now, now - picked_at, how);
         }
     }
 }
