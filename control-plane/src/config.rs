@@ -67,6 +67,10 @@ pub struct ControlInput {
     /// push carries the WSI's token in plain text, so the default is no.
     #[serde(default)]
     pub allow_remote_wsis: bool,
+    /// Whether `GET /metrics` answers without the admin token (for a
+    /// Prometheus that cannot send one). The default is no.
+    #[serde(default)]
+    pub metrics_public: bool,
     /// Whether `usher control` serves each app's front door itself (the
     /// default) or leaves that to `usher door` processes, which outlive it.
     #[serde(default = "default_true")]
@@ -84,6 +88,7 @@ impl Default for ControlInput {
             data_dir: default_data_dir(),
             push_interval_secs: default_push_interval_secs(),
             allow_remote_wsis: false,
+            metrics_public: false,
             serve_front_doors: true,
             tls: None,
         }
@@ -120,6 +125,8 @@ pub struct Config {
     pub push_interval_secs: f64,
     /// WSI URLs may be off this machine (`[control] allow_remote_wsis`).
     pub allow_remote_wsis: bool,
+    /// `[control] metrics_public`: `GET /metrics` needs no token.
+    pub metrics_public: bool,
     /// `[control] serve_front_doors`: false when `usher door` serves the apps.
     pub serve_front_doors: bool,
     /// `[control.tls]`, read and checked: the admin listener serves https.
@@ -324,6 +331,7 @@ impl ConfigFile {
             data_dir,
             push_interval_secs: p,
             allow_remote_wsis: self.control.allow_remote_wsis,
+            metrics_public: self.control.metrics_public,
             serve_front_doors: self.control.serve_front_doors,
             tls,
             apps,

@@ -18,6 +18,7 @@ pub mod front_door;
 pub mod live;
 pub mod manager;
 pub mod manager_link;
+pub mod metrics;
 pub mod model;
 pub mod panic_watch;
 pub mod push;

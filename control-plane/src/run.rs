@@ -163,6 +163,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         token: admin_token,
         base_dir: Arc::new(config.base_dir.clone()),
         allow_remote_wsis: config.allow_remote_wsis,
+        metrics_public: config.metrics_public,
         push_status,
         front_doors,
     };

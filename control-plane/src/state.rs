@@ -29,6 +29,8 @@ pub struct AppState {
     pub base_dir: Arc<PathBuf>,
     /// WSI URLs may be off this machine (`[control] allow_remote_wsis`).
     pub allow_remote_wsis: bool,
+    /// `GET /metrics` answers without the token (`[control] metrics_public`).
+    pub metrics_public: bool,
     /// Last push result per WSI.
     pub push_status: PushStatus,
     /// Fleet generation the built-in front doors have applied.

@@ -60,7 +60,8 @@ pub const ROUTES: &[RouteInfo] = &[
     r("GET", "/api/v1/agent/channel", "the agents' WebSocket (agent token, not the admin token)"),
 ];
 
-/// The methods a path takes, from [`ROUTES`] (plus `GET /healthz`), in
+/// The methods a path takes, from [`ROUTES`] (plus `GET /healthz` and
+/// `GET /metrics`), in
 /// the order listed; `None` when no route has that path. A `{...}`
 /// segment in a route matches any one non-empty segment; one trailing `/` is ignored,
 /// as warp's path matching ignores it.
@@ -87,7 +88,7 @@ pub fn allowed_methods(path: &str) -> Option<Vec<&'static str>> {
         .filter(|r| matches(r.path))
         .map(|r| r.method)
         .collect();
-    if matches("/healthz") {
+    if matches("/healthz") || matches("/metrics") {
         methods.push("GET");
     }
     (!methods.is_empty()).then_some(methods)

@@ -7,7 +7,7 @@ mod errors;
 mod handlers;
 mod index;
 pub mod log;
-mod models;
+pub(crate) mod models;
 mod process;
 mod routes;
 

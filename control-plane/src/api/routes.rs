@@ -1,5 +1,6 @@
 //! The admin API's routes (warp filters). Every `/api/v1` route needs the
-//! bearer token; `/healthz` does not.
+//! bearer token; `/healthz` does not; `/metrics` does unless
+//! `[control] metrics_public = true`.
 
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -276,7 +277,31 @@ pub fn routes(
         )
         .map(reply);
 
+    // Prometheus: the admin token unless `[control] metrics_public`.
+    let metrics = {
+        let st = st.clone();
+        let gate = st.clone();
+        warp::path!("metrics")
+            .and(warp::get())
+            .and(warp::header::optional::<String>("authorization").and_then(
+                move |h: Option<String>| {
+                    let ok = gate.metrics_public || bearer_matches(h.as_deref(), &gate.token);
+                    async move {
+                        if ok {
+                            Ok(())
+                        } else {
+                            Err(warp::reject::custom(ApiError::Unauthorized))
+                        }
+                    }
+                },
+            ))
+            .untuple_one()
+            .map(move || crate::metrics::reply(&st))
+    };
+
     healthz
+        .or(metrics)
+        .unify()
         .or(api)
         .unify()
         .or(wrong_method(st))

@@ -88,6 +88,10 @@ pub(crate) struct ServerState {
     /// through reports with probes only, so a server that fails fast is
     /// not read as healthy the moment its users stop arriving.
     pub error_memory: Option<(f64, u64)>,
+    /// Users' requests (not probes) and their 5xx/429 answers in every
+    /// report since the control plane started (`/metrics` counters).
+    pub requests_total: u64,
+    pub errors_total: u64,
 }
 
 pub(crate) struct Inner {
@@ -197,6 +201,30 @@ impl Manager {
     }
 
     /// Ids of the connected agents.
+    /// Per server: users' requests and 5xx/429 answers the agents reported
+    /// since the control plane started.
+    pub fn request_totals(&self) -> HashMap<String, (u64, u64)> {
+        lock(&self.inner.servers)
+            .iter()
+            .map(|(name, st)| (name.clone(), (st.requests_total, st.errors_total)))
+            .collect()
+    }
+
+    /// How long ago each agent was last heard (any message): connected
+    /// agents from the live table, agents that went away since the manager
+    /// started from when they were last heard before that.
+    pub fn last_heard(&self) -> HashMap<String, Duration> {
+        let now = Instant::now();
+        let mut out: HashMap<String, Duration> = lock(&self.inner.gone)
+            .iter()
+            .map(|(k, t)| (k.clone(), now.saturating_duration_since(*t)))
+            .collect();
+        for (k, a) in lock(&self.inner.agents).iter() {
+            out.insert(k.clone(), now.saturating_duration_since(a.last_heard));
+        }
+        out
+    }
+
     pub fn connected_agents(&self) -> Vec<String> {
         let mut v: Vec<String> = lock(&self.inner.agents).keys().cloned().collect();
         v.sort();

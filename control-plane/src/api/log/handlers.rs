@@ -1,7 +1,7 @@
 //! One handler per log route: check the query, read typed rows, answer.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::types::Value;
 use rusqlite::Row;
@@ -73,7 +73,7 @@ pub async fn agents(m: Manager, q: LogQuery) -> Result<Response, ApiError> {
         .iter()
         .map(|(k, a)| (k.clone(), a.pinged))
         .collect();
-    let heard = last_heard(&m);
+    let heard = m.last_heard();
     let now = now_us() as f64 / 1e6;
     let ids = m.identities();
     for id in ids.ids() {
@@ -199,21 +199,6 @@ pub async fn requests(m: Manager, q: LogQuery) -> Result<Response, ApiError> {
         q.limit()?
     );
     Ok(json(&select(&m, sql, w.binds, RequestRow::from_row).await?))
-}
-
-/// How long ago each agent was last heard (any message): connected agents
-/// from the live table, agents that went away since the manager started
-/// from when they were last heard before that.
-fn last_heard(m: &Manager) -> HashMap<String, Duration> {
-    let now = Instant::now();
-    let mut out: HashMap<String, Duration> = lock(&m.inner.gone)
-        .iter()
-        .map(|(k, t)| (k.clone(), now.saturating_duration_since(*t)))
-        .collect();
-    for (k, a) in lock(&m.inner.agents).iter() {
-        out.insert(k.clone(), now.saturating_duration_since(a.last_heard));
-    }
-    out
 }
 
 /// Seconds rounded to the millisecond, for JSON that reads well.

@@ -126,6 +126,8 @@ fn apply_report(m: &Manager, agent_id: &str, report: &Report) -> bool {
             }
             _ => {}
         }
+        st.requests_total += agg.count.saturating_sub(agg.probes);
+        st.errors_total += agg.errors_5xx + agg.errors_429;
         st.latest = Some((Instant::now(), agg.clone()));
         let cpu = report.host.cpu;
         // All zero: the agent had no CPU figures (first interval, or a
