@@ -4,9 +4,9 @@
 //! * `usher agent --config agent.toml`: the per-host agent;
 //! * `usher door --config door.toml`: the built-in front door as its own
 //!   process, fed snapshots by the control plane;
-//! * `usher ctl …`: the operator's command line over the admin API.
-//!
-//! Later: `watch` (its own module, dispatched from here).
+//! * `usher ctl …`: the operator's command line over the admin API;
+//! * `usher watch [OPTIONS] -- CMD [ARGS…]`: runs a component as its child
+//!   and restarts it when it fails (docs/watch.md).
 #![forbid(unsafe_code)]
 
 mod agent;
@@ -14,6 +14,7 @@ mod control;
 mod ctl;
 mod door;
 mod logging;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,8 @@ enum Command {
     Ctl(Box<ctl::CtlArgs>),
     /// Run the built-in front door as its own process (outlives the control plane).
     Door(door::DoorArgs),
+    /// Run a component as a child and restart it when it fails (with back-off).
+    Watch(watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +53,6 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent::main(args),
         Command::Ctl(args) => ctl::main(*args),
         Command::Door(args) => door::main(args),
+        Command::Watch(args) => watch::main(args),
     }
 }

@@ -6,6 +6,7 @@
 //! clock, a socket or a file, and the crate builds for `wasm32-wasip1`.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod channel;
 pub mod command;
 pub mod dynamic_load;

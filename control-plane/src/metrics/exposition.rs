@@ -3,8 +3,6 @@
 //! values escaped as the format requires. Pure, so the escaping and the
 //! number forms are tested without a server.
 
-use std::fmt::Write;
-
 /// The `Content-Type` Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -39,8 +37,10 @@ impl Exposition {
     /// it until the next family must carry `name`.
     pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} {}", kind.name());
+        self.text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {}\n",
+            kind.name()
+        ));
     }
 
     /// One sample: `name{labels} value`. A NaN or infinite value is written
@@ -53,7 +53,7 @@ impl Exposition {
                 if i > 0 {
                     self.text.push(',');
                 }
-                let _ = write!(self.text, "{k}=\"{}\"", escape_label(v));
+                self.text.push_str(&format!("{k}=\"{}\"", escape_label(v)));
             }
             self.text.push('}');
         }
