@@ -117,6 +117,21 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .map(|s| s.value)
 }
 
+/// `usher_server_requests_total` over the three servers of app `shop`.
+fn requests_total(samples: &[Sample]) -> f64 {
+    ["web1", "web2", "web3"]
+        .iter()
+        .map(|n| {
+            value(
+                samples,
+                "usher_server_requests_total",
+                &[("app", "shop"), ("server", n)],
+            )
+            .unwrap_or(0.0)
+        })
+        .sum()
+}
+
 #[test]
 fn metrics_follow_the_fleet_and_need_the_token() {
     let stack = FaultStack::start(FaultSpec {
@@ -189,17 +204,7 @@ fn metrics_follow_the_fleet_and_need_the_token() {
     assert!(value(&s, "process_start_time_seconds", &[]).is_some_and(|t| t > 1.7e9));
 
     // Users' requests show up in the counters (the agent reports them).
-    let before: f64 = ["web1", "web2", "web3"]
-        .iter()
-        .map(|n| {
-            value(
-                &s,
-                "usher_server_requests_total",
-                &[("app", "shop"), ("server", n)],
-            )
-            .unwrap_or(0.0)
-        })
-        .sum();
+    let before = requests_total(&s);
     let agent_http = http();
     for _ in 0..60 {
         let r = call(
@@ -210,18 +215,7 @@ fn metrics_follow_the_fleet_and_need_the_token() {
     }
     let counted = eventually(Duration::from_secs(10), || {
         let s = samples(&stack);
-        let total: f64 = ["web1", "web2", "web3"]
-            .iter()
-            .map(|n| {
-                value(
-                    &s,
-                    "usher_server_requests_total",
-                    &[("app", "shop"), ("server", n)],
-                )
-                .unwrap_or(0.0)
-            })
-            .sum();
-        total - before >= 60.0
+        requests_total(&s) - before >= 60.0
     });
     assert!(counted.is_some(), "60 requests never reached the counters");
 

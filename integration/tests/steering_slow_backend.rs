@@ -190,49 +190,31 @@ fn a_slowed_backend_loses_its_share_and_no_slot_leaks() {
     // 2. Every way a request can end, through all three doors at once.
     let all = |f: &dyn Fn(&usher_integration::demo_app::DemoApp)| stack.apps.iter().for_each(f);
     let mut statuses: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut record = |door: &str, who: String| {
-        *statuses
-            .entry(door.to_string())
-            .or_default()
-            .entry(who)
-            .or_default() += 1;
+    let mut record = |agent: &ureq::Agent, per_door: usize| {
+        for (door, who) in each_door(&doors, per_door, |door| {
+            let r = agent
+                .get(&format!("http://127.0.0.1:{}/", door.port))
+                .call();
+            (door.name.clone(), outcome(r))
+        }) {
+            *statuses.entry(door).or_default().entry(who).or_default() += 1;
+        }
     };
     // Clients that give up: answers take 2 s, users wait 300 ms.
     all(&|a| a.set_service_ms(2000));
     let impatient = ureq::AgentBuilder::new()
         .timeout(Duration::from_millis(300))
         .build();
-    each_door(&doors, 3, |door| {
-        let r = impatient
-            .get(&format!("http://127.0.0.1:{}/", door.port))
-            .call();
-        (door.name.clone(), outcome(r))
-    })
-    .into_iter()
-    .for_each(|(d, o)| record(&d, o));
+    record(&impatient, 3);
     // Failed answers: every page answers 500 at once.
     all(&|a| a.set_service_ms(FAST_MS));
     all(&|a| a.set_error_pct(100));
     let patient = http();
-    each_door(&doors, 5, |door| {
-        let r = patient
-            .get(&format!("http://127.0.0.1:{}/", door.port))
-            .call();
-        (door.name.clone(), outcome(r))
-    })
-    .into_iter()
-    .for_each(|(d, o)| record(&d, o));
+    record(&patient, 5);
     all(&|a| a.set_error_pct(0));
     // Timeouts: answers take 4 s, the doors wait 3 s.
     all(&|a| a.set_service_ms(4000));
-    each_door(&doors, 2, |door| {
-        let r = patient
-            .get(&format!("http://127.0.0.1:{}/", door.port))
-            .call();
-        (door.name.clone(), outcome(r))
-    })
-    .into_iter()
-    .for_each(|(d, o)| record(&d, o));
+    record(&patient, 2);
     all(&|a| a.set_service_ms(FAST_MS));
     eprintln!("endings per door: {statuses:?}");
     for door in &doors {

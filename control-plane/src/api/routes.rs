@@ -17,9 +17,15 @@ fn with_state(
 }
 
 fn auth(st: AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    token_unless(st, false)
+}
+
+/// The admin token, unless `open` (`GET /metrics` with
+/// `[control] metrics_public`).
+fn token_unless(st: AppState, open: bool) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and_then(move |h: Option<String>| {
-            let ok = bearer_matches(h.as_deref(), &st.token);
+            let ok = open || bearer_matches(h.as_deref(), &st.token);
             async move {
                 if ok {
                     Ok(())
@@ -280,22 +286,9 @@ pub fn routes(
     // Prometheus: the admin token unless `[control] metrics_public`.
     let metrics = {
         let st = st.clone();
-        let gate = st.clone();
         warp::path!("metrics")
             .and(warp::get())
-            .and(warp::header::optional::<String>("authorization").and_then(
-                move |h: Option<String>| {
-                    let ok = gate.metrics_public || bearer_matches(h.as_deref(), &gate.token);
-                    async move {
-                        if ok {
-                            Ok(())
-                        } else {
-                            Err(warp::reject::custom(ApiError::Unauthorized))
-                        }
-                    }
-                },
-            ))
-            .untuple_one()
+            .and(token_unless(st.clone(), st.metrics_public))
             .map(move || crate::metrics::reply(&st))
     };
 
