@@ -8,10 +8,10 @@
 #   every nginx and Envoy; usher agent: reads the nginx rings, probes the
 #   servers, reports to the control plane.
 #
-# Every process runs supervised (lib.sh's `supervise`): when one exits it is
+# Every process runs supervised: the control plane and the agent under
+# `usher watch`, the others under lib.sh's `supervise`. When one exits it is
 # started again, so a demo app can be killed to watch failover. Ctrl-C stops
-# everything this script started (by PID); so does the control plane failing
-# to restart 5 times in a row.
+# everything this script started (by PID).
 #
 # Environment: USHER_DEMO_BASE_PORT (8080), USHER_DEMO_ADMIN_PORT (7900),
 # USHER_DEMO_DIR (<repo>/.demo: config, logs, data, PID files).
@@ -230,7 +230,9 @@ obsolescence_secs = 1200
 public_url = "http://127.0.0.1:$base"
 $servers$wsis
 TOML
-supervise --give-up 5 control "$logs/control.log" "$run/control.pid" \
+# The control plane and the agent run under usher watch (docs/watch.md);
+# the agent reads the watchers' events file and sends each event on.
+watched control "$logs/control.log" "$run" "$logs/watch-events.jsonl" \
   "$bin/usher" control --config "$demo/usher.toml"
 
 # --- one agent for this host: reads the three nginx rings, probes the
@@ -257,9 +259,11 @@ agent_id = "demo-host"
 data_dir = "$demo/agent"
 control_url = "ws://127.0.0.1:$admin/api/v1/agent/channel"
 token_file = "$demo/var/agent.token"
+watch_events = ["$logs/watch-events.jsonl"]
 $agent_servers
 TOML
-supervise agent "$logs/agent.log" "$run/agent.pid" "$bin/usher" agent --config "$demo/agent.toml"
+watched agent "$logs/agent.log" "$run" "$logs/watch-events.jsonl" \
+  "$bin/usher" agent --config "$demo/agent.toml"
 
 for i in 0 1 2; do
   wait_port $((base + 1001 + i)) 30 "app-${names[$i]}" "$logs/app-${names[$i]}.log"
@@ -289,7 +293,8 @@ Try:
   usher ctl events                           # what the agent and the control plane saw
   curl -si http://127.0.0.1:$base/ | grep -i location
   kill \$(cat $run/app-a.pid)   # a leaves rotation within 1 s (usher ctl servers / events), is restarted, comes back
-  kill -9 \$(cat $run/control.pid)   # the control plane crashes: all three front doors keep serving; it is restarted
+  kill -9 \$(cat $run/control.pid)   # the control plane crashes: all three front doors keep serving; usher watch restarts it
+  kill -9 \$(cat $run/agent.pid)     # the agent crashes and is restarted; usher ctl events --type component_exited
   usher ctl server load c 500 --for 60s      # c gets far fewer new users for a minute (pinned)
   usher ctl server redirect a front-door     # nginx a sends users without a session back to the front door:
   curl -si http://127.0.0.1:$((base + 1))/ | grep -iE '^(HTTP|location)'   # ...a 302 to http://127.0.0.1:$base/
@@ -302,7 +307,7 @@ Press Ctrl-C to stop everything.
 TXT
 
 # Stay in the foreground until Ctrl-C. The supervisors restart whatever
-# exits; only the control plane's gives up (5 failed restarts in a row).
+# exits; a watcher ends only when its component exits with status 0.
 status=0
 wait -n -p gone "${USHER_SUPERVISORS[@]}" || status=$?
 for i in "${!USHER_SUPERVISORS[@]}"; do

@@ -30,6 +30,23 @@ supervise() {
   USHER_SUPERVISED+=("$name")
 }
 
+# watched NAME LOG RUNDIR EVENTS CMD...: runs CMD under `usher watch` (the
+# usher binary in target/release) in its own session: restarted when it
+# fails, after 1 s, 2 s, 4 s, then 5 s (back to 1 s once it ran 10 s); its
+# events appended to EVENTS as JSON lines; CMD's PID kept in RUNDIR/NAME.pid
+# while it runs and the watcher's in RUNDIR/watch-NAME.pid. `stop_all` stops
+# the watcher, which stops CMD.
+watched() {
+  local name="$1" log="$2" rundir="$3" events="$4"; shift 4
+  echo "--- $(basename "$0" .sh): starting $name under usher watch ($(date '+%F %T'))" >>"$log"
+  setsid "$USHER_ROOT/target/release/usher" watch --name "$name" --events-file "$events" \
+    --pid-file "$rundir/$name.pid" --initial-delay 1 --max-delay 5 --max-attempts 3 \
+    --healthy-after 10 --stop-timeout 5 -- "$@" >>"$log" 2>&1 </dev/null &
+  printf '%s\n' "$!" >"$rundir/watch-$name.pid"
+  USHER_SUPERVISORS+=("$!")
+  USHER_SUPERVISED+=("$name")
+}
+
 # The loop behind `supervise` (runs in its own subshell). TERM stops it: it
 # passes TERM to the child, waits up to 5 s (then KILL), and exits 0.
 _usher_supervise() {

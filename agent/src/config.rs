@@ -80,6 +80,10 @@ pub struct AgentConfig {
     /// Local web servers.
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
+    /// Events files of `usher watch` on this host (`--events-file`): their
+    /// new lines are sent to the manager as events, read every second.
+    #[serde(default)]
+    pub watch_events: Vec<PathBuf>,
 }
 
 /// Raw record batches: sent when any limit is reached.

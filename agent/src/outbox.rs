@@ -153,6 +153,22 @@ impl Outbox {
         );
     }
 
+    /// Queues an event made elsewhere (e.g. read from a watcher's events
+    /// file), keeping its origin and time; its `seq` is set when spooled.
+    pub fn forward_event(&self, event: Event) {
+        tracing::info!(
+            "event {}: {}: {}",
+            event.type_name,
+            event.origin_name,
+            event.text
+        );
+        self.push(
+            Kind::Event,
+            "event",
+            Box::new(move |seq| json_frame(&AgentMessage::Event(Event { seq, ..event }))),
+        );
+    }
+
     /// The control plane stored everything up to `seq`.
     pub fn ack(&self, seq: u64) {
         if !self.send(Op::Ack { seq, reply: None }) {

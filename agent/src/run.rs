@@ -224,6 +224,15 @@ pub async fn start(cfg: AgentConfig) -> Result<(AgentHandle, Running), AgentErro
         event_type::AGENT_STARTED,
         format!("agent {agent_id} started"),
     );
+    if !cfg.watch_events.is_empty() {
+        tasks.push(tokio::spawn(tasks::watch_events::run(
+            cfg.watch_events.clone(),
+            spool_dir.clone(),
+            outbox.clone(),
+            agent_id.clone(),
+            tasks::stopped(stop_rx.clone()),
+        )));
+    }
 
     // Control channel.
     let facts = tokio::task::spawn_blocking(host_facts::collect)

@@ -146,6 +146,7 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
     panic_watch::start(&store, &live, manager.clone());
     let acts = crate::acts::Acts::new();
     crate::acts::start(&acts, &store, &live, manager.clone());
+    crate::acts::forecast::start(&store, &manager);
     let events_to = manager.clone();
     tokio::spawn(async move {
         while let Some(e) = door_events_rx.recv().await {

@@ -261,6 +261,12 @@ pub mod event_type {
     pub const RESTART_FAILED: (u32, &str) = (245, "restart_failed");
     pub const SLOW_START_BEGUN: (u32, &str) = (246, "slow_start_begun");
     pub const SLOW_START_DONE: (u32, &str) = (247, "slow_start_done");
+    /// A logged figure is heading for the limit where the manager (or the
+    /// disk) will have to act: what trend, over which window, and when
+    /// (predictive alerts, docs/manager.md).
+    pub const TREND_PREDICTED: (u32, &str) = (250, "trend_predicted");
+    /// A predicted trend no longer heads for its limit in time.
+    pub const TREND_OVER: (u32, &str) = (251, "trend_over");
 }
 
 /// A manager command with an id the result refers to.

@@ -23,7 +23,9 @@ pub mod snapshot;
 pub mod sorry;
 pub mod steering;
 pub mod token;
+pub mod trend;
 pub mod version;
+pub mod watch_events;
 
 pub use command::{Applied, Command, Echoed, ErrorReply};
 pub use dynamic_load::{dynamic_load_from_delay, DYNAMIC_LOAD_MAX};

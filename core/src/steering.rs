@@ -10,9 +10,10 @@
 //!   server that was cheapest at the previous pick (power of two choices
 //!   with memory: it approaches "the cheapest of all" at the price of two).
 //! * **Cost** of a candidate: `estimate × (1 + in flight / weight)`, where
-//!   `estimate` is a peak-EWMA of this door's answer times from the server
-//!   (a slower answer is taken at once, a faster one folds in over
-//!   [`DECAY_SECS`]), `in flight` this door's requests to it not answered
+//!   `estimate` is an asymmetric EWMA of this door's answer times from the
+//!   server (a slower answer moves it [`RISE_WEIGHT`] of the way at once, a
+//!   faster one folds in over [`DECAY_SECS`]), `in flight` this door's
+//!   requests to it not answered
 //!   yet, and `weight` the manager's weight over the largest one (0..1]:
 //!   in flight counts per unit of weight, so a server the manager weighs
 //!   three times as much may hold three times as many at the same cost.
@@ -26,8 +27,9 @@
 //!   loads and offload keep their shares); a slow, stalled or queueing
 //!   server loses its share at once.
 //! * **No false idleness**: a server that answered nothing lately keeps
-//!   its estimate (sliding toward the typical one over [`FORGET_SECS`], so a
-//!   server once slow is tried again in time), and while it holds requests
+//!   its estimate (sliding toward the typical one of the other servers over
+//!   [`FORGET_SECS`], so a server once slow is tried again within seconds),
+//!   and while it holds requests
 //!   without answering, the time since its last answer counts as its
 //!   estimate when that is larger (a hung server looks slower by the
 //!   millisecond, never idle).
@@ -37,12 +39,20 @@
 //!
 //! Everything is per worker and single-threaded: no lock, no atomics.
 
-/// Time constant of the peak-EWMA for answers faster than the estimate.
+/// Time constant with which answers faster than the estimate fold in.
 pub const DECAY_SECS: f64 = 2.0;
 
 /// Time constant with which an estimate nobody refreshes slides toward the
-/// typical estimate of the app's servers.
-pub const FORGET_SECS: f64 = 10.0;
+/// typical estimate of the app's other servers. Short, because a hot server
+/// gets no answers to refresh it: it must come back into the draw soon to be
+/// measured again (an estimate that lingered for tens of seconds after one
+/// slow answer kept a healthy server out of rotation).
+pub const FORGET_SECS: f64 = 2.0;
+
+/// Part of the way toward a slower answer the estimate moves at once: one
+/// answer 20x slower makes a server hot, one scheduling hiccup (a few
+/// times slower) does not.
+pub const RISE_WEIGHT: f64 = 0.25;
 
 /// How many times dearer than the cheapest candidate the first draw must
 /// be before the door overrides the manager's weights.
@@ -90,7 +100,8 @@ impl Outcome {
 pub struct Feedback {
     /// Requests this door sent to the server, not finished yet.
     pub in_flight: u32,
-    /// Peak-EWMA of answer times, seconds; `None` until the first answer.
+    /// Asymmetric EWMA of answer times, seconds; `None` until the first
+    /// answer.
     estimate: Option<f64>,
     /// When `estimate` last took an answer in.
     estimated_at: f64,
@@ -123,7 +134,8 @@ impl Feedback {
                 let keep = (-(now - self.estimated_at).max(0.0) / DECAY_SECS).exp();
                 e * keep + observed * (1.0 - keep)
             }
-            _ => observed,
+            Some(e) => e + RISE_WEIGHT * (observed - e),
+            None => observed,
         });
         self.estimated_at = now;
     }
@@ -154,20 +166,44 @@ impl Feedback {
     }
 }
 
-/// The typical estimate of servers in `feedback` with a positive weight:
-/// the mean of the learned ones, or 1 when none was learned (then costs
-/// reduce to weighted least-in-flight).
-pub fn typical_estimate(feedback: &[Feedback], weights: &[f64]) -> f64 {
-    let (sum, n) = feedback
-        .iter()
-        .zip(weights)
-        .filter(|(_, w)| usable(**w))
-        .filter_map(|(f, _)| f.estimate)
-        .fold((0.0, 0u32), |(s, n), e| (s + e, n + 1));
-    if n == 0 {
-        1.0
-    } else {
-        (sum / f64::from(n)).max(MIN_ESTIMATE_SECS)
+/// The typical estimate of an app's servers as one door knows them: the
+/// learned estimates of the servers with a positive weight, summed once per
+/// pick so that each candidate's "the others" costs nothing more.
+#[derive(Debug, Clone, Copy)]
+pub struct Typical {
+    sum: f64,
+    count: u32,
+}
+
+impl Typical {
+    /// Over the servers in `feedback` with a usable weight in `weights`.
+    pub fn of(feedback: &[Feedback], weights: &[f64]) -> Typical {
+        let (sum, count) = feedback
+            .iter()
+            .zip(weights)
+            .filter(|(_, w)| usable(**w))
+            .filter_map(|(f, _)| f.estimate)
+            .fold((0.0, 0u32), |(s, n), e| (s + e, n + 1));
+        Typical { sum, count }
+    }
+
+    /// The mean learned estimate of the servers other than `f` (a server
+    /// with weight `weight`), what `f`'s own estimate slides toward while
+    /// nothing refreshes it: excluding itself, so a slow server does not
+    /// hold its own target up. With no other learned estimate: its own,
+    /// or 1 s when nothing was learned (then costs reduce to weighted
+    /// least-in-flight).
+    pub fn excluding(&self, f: &Feedback, weight: f64) -> f64 {
+        let (sum, count) = match f.estimate {
+            Some(e) if usable(weight) && self.count > 1 => (self.sum - e, self.count - 1),
+            Some(e) if usable(weight) => (e, 1),
+            _ => (self.sum, self.count),
+        };
+        if count == 0 {
+            1.0
+        } else {
+            (sum / f64::from(count)).max(MIN_ESTIMATE_SECS)
+        }
     }
 }
 
@@ -177,12 +213,12 @@ fn usable(weight: f64) -> bool {
 
 /// Cost of sending one more request to a server (lower is better);
 /// infinite for a server with no weight.
-pub fn cost(f: &Feedback, weight: f64, top_weight: f64, now: f64, typical: f64) -> f64 {
+pub fn cost(f: &Feedback, weight: f64, top_weight: f64, now: f64, typical: &Typical) -> f64 {
     if !usable(weight) || !usable(top_weight) {
         return f64::INFINITY;
     }
     let relative = (weight / top_weight).min(1.0);
-    f.estimate(now, typical) * (1.0 + f64::from(f.in_flight) / relative)
+    f.estimate(now, typical.excluding(f, weight)) * (1.0 + f64::from(f.in_flight) / relative)
 }
 
 /// Whether `first` (a candidate with a usable weight) is *hot*: its
@@ -197,13 +233,15 @@ fn is_hot(
     feedback: &[Feedback],
     weights: &[f64],
     now: f64,
-    typical: f64,
+    typical: &Typical,
 ) -> bool {
+    let estimate =
+        |i: usize| feedback[i].estimate(now, typical.excluding(&feedback[i], weights[i]));
     let fastest = usable_candidates
         .iter()
-        .map(|&i| feedback[i].estimate(now, typical))
+        .map(|&i| estimate(i))
         .fold(f64::INFINITY, f64::min);
-    if feedback[first].estimate(now, typical) > HOT_FACTOR * fastest + NOISE_SECS {
+    if estimate(first) > HOT_FACTOR * fastest + NOISE_SECS {
         return true;
     }
     let (total_weight, door_in_flight) = feedback
@@ -266,11 +304,11 @@ pub fn cheapest(
 ) -> Option<usize> {
     let usable = Usable::of(candidates, feedback, weights);
     let &first = usable.as_slice().first()?;
-    let typical = typical_estimate(feedback, weights);
-    if !is_hot(first, usable.as_slice(), feedback, weights, now, typical) {
+    let typical = Typical::of(feedback, weights);
+    if !is_hot(first, usable.as_slice(), feedback, weights, now, &typical) {
         return Some(first);
     }
-    lowest_cost(usable.as_slice(), feedback, weights, now, typical)
+    lowest_cost(usable.as_slice(), feedback, weights, now, &typical)
 }
 
 /// The candidate with the lowest [`cost`] (the earlier wins a tie),
@@ -283,8 +321,8 @@ pub fn cheapest_by_cost(
     now: f64,
 ) -> Option<usize> {
     let usable = Usable::of(candidates, feedback, weights);
-    let typical = typical_estimate(feedback, weights);
-    lowest_cost(usable.as_slice(), feedback, weights, now, typical)
+    let typical = Typical::of(feedback, weights);
+    lowest_cost(usable.as_slice(), feedback, weights, now, &typical)
 }
 
 fn lowest_cost(
@@ -292,7 +330,7 @@ fn lowest_cost(
     feedback: &[Feedback],
     weights: &[f64],
     now: f64,
-    typical: f64,
+    typical: &Typical,
 ) -> Option<usize> {
     let top = weights
         .iter()
@@ -321,10 +359,11 @@ mod tests {
         f
     }
 
-    /// A slower answer is taken at once; faster ones fold in over
-    /// DECAY_SECS; an unrefreshed estimate slides toward the typical one.
+    /// A slower answer moves the estimate RISE_WEIGHT of the way at once;
+    /// faster ones fold in over DECAY_SECS; an unrefreshed estimate slides
+    /// toward the typical one.
     #[test]
-    fn peak_ewma_worked_example() {
+    fn asymmetric_ewma_worked_example() {
         let mut f = learned(0.010, 100.0);
         assert_eq!(f.learned(), Some(0.010));
         f.started(100.0);
@@ -333,10 +372,35 @@ mod tests {
         assert!((f.learned().unwrap() - expected).abs() < 1e-12);
         f.started(103.0);
         f.finished(103.0, 0.050, Outcome::Answered);
-        assert_eq!(f.learned(), Some(0.050));
+        let risen = expected + 0.25 * (0.050 - expected);
+        assert!((f.learned().unwrap() - risen).abs() < 1e-12);
         // Idle for FORGET_SECS: (1 - 1/e) of the way toward the typical value.
         let aged = f.estimate(103.0 + FORGET_SECS, 0.020);
-        assert!((aged - (0.020 + 0.030 * (-1.0f64).exp())).abs() < 1e-12);
+        assert!((aged - (0.020 + (risen - 0.020) * (-1.0f64).exp())).abs() < 1e-12);
+    }
+
+    /// Three equal 2 ms servers. One answer of 10 ms (a scheduling
+    /// hiccup) leaves the first draw alone; a server become 20x slower is
+    /// hot from its first slow answer; and a hot server nobody refreshes is
+    /// drawn again within a few seconds, not held out (the estimate slides
+    /// toward the *other* servers' typical one, not toward a mean that
+    /// includes its own high value).
+    #[test]
+    fn one_hiccup_is_not_hot_a_slowdown_is_and_neither_lasts() {
+        let w = [1.0, 1.0, 1.0];
+        let at = 10.0;
+        let mut fb = [learned(0.002, at), learned(0.002, at), learned(0.002, at)];
+        fb[0].started(at);
+        fb[0].finished(at, 0.010, Outcome::Answered);
+        assert_eq!(cheapest(&[0, 1], &fb, &w, at), Some(0), "{:?}", fb[0]);
+        fb[0].started(at);
+        fb[0].finished(at, 0.040, Outcome::Answered);
+        assert_eq!(cheapest(&[0, 1], &fb, &w, at), Some(1), "{:?}", fb[0]);
+        // Hot now; unrefreshed, it is back in the draw 4 s later.
+        let later = at + 2.0 * FORGET_SECS;
+        fb[1] = learned(0.002, later);
+        fb[2] = learned(0.002, later);
+        assert_eq!(cheapest(&[0, 1], &fb, &w, later), Some(0), "{:?}", fb[0]);
     }
 
     /// A server holding requests without answering looks slower by the
@@ -371,7 +435,8 @@ mod tests {
             f.started(1.0 + f64::from(k));
             f.finished(1.0 + f64::from(k), 0.0001, Outcome::Failed);
         }
-        assert_eq!(f.learned(), Some(0.010 * 32.0));
+        let raised = 0.010 * (1.0 + RISE_WEIGHT).powi(5);
+        assert!((f.learned().unwrap() - raised).abs() < 1e-12, "{f:?}");
     }
 
     /// The design of the first scenario at one instant: the fast
@@ -405,8 +470,8 @@ mod tests {
         let fb = [two, one];
         let w = [10_000.0, 5_000.0];
         assert_eq!(
-            cost(&fb[0], w[0], w[0], 5.0, 0.001),
-            cost(&fb[1], w[1], w[0], 5.0, 0.001)
+            cost(&fb[0], w[0], w[0], 5.0, &Typical::of(&fb, &w)),
+            cost(&fb[1], w[1], w[0], 5.0, &Typical::of(&fb, &w))
         );
         // A lightly weighted server holding one request is not hot: in
         // flight counts against its fair part of the door's, plus slack.
@@ -484,12 +549,13 @@ mod tests {
         #[test]
         fn cost_is_monotone(a in 0.0001f64..2.0, b in 0.0001f64..2.0, n in 0u32..20) {
             let (fast, slow) = (learned(a.min(b), 1.0), learned(a.max(b), 1.0));
-            prop_assert!(cost(&fast, 1.0, 1.0, 1.0, 0.1) <= cost(&slow, 1.0, 1.0, 1.0, 0.1));
+            let typical = Typical::of(&[], &[]);
+            prop_assert!(cost(&fast, 1.0, 1.0, 1.0, &typical) <= cost(&slow, 1.0, 1.0, 1.0, &typical));
             let mut more = fast.clone();
             for _ in 0..n {
                 more.started(1.0);
             }
-            prop_assert!(cost(&fast, 1.0, 1.0, 1.0, 0.1) <= cost(&more, 1.0, 1.0, 1.0, 0.1));
+            prop_assert!(cost(&fast, 1.0, 1.0, 1.0, &typical) <= cost(&more, 1.0, 1.0, 1.0, &typical));
         }
     }
 }

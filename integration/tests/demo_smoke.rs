@@ -1,8 +1,12 @@
 //! `make demo` as a new user meets it: `scripts/demo.sh` runs on free ports
 //! in its own folder, prints its banner, every URL it prints answers, the
 //! built-in front door splits new users by capacity, a killed demo app
-//! leaves rotation and comes back (the demo restarts it), and SIGINT leaves
-//! no port open and no process running.
+//! leaves rotation and comes back (the demo restarts it), the control plane
+//! and the agent survive `kill -9` under `usher watch` ([`watched`]), and
+//! SIGINT leaves no port open and no process running.
+
+#[path = "demo_smoke/watched.rs"]
+mod watched;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -221,6 +225,8 @@ fn the_demo_starts_shows_failover_and_stops_clean() {
         .map(|o| o.iter().any(|l| l.contains("app-a exited (status")))
         .unwrap_or(false);
     assert!(said, "the demo says app-a exited and is restarted");
+
+    watched::survive_kill_9(&demo, &agent, &token);
 
     // Ctrl-C: the script stops everything and exits.
     let pids = demo.pids();

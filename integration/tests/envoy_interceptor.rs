@@ -14,7 +14,8 @@ use usher_integration::{call, eventually, free_port, fresh_get, http, DemoApp};
 
 const PICKS: usize = 10_000;
 const THREADS: usize = 4;
-const TOLERANCE: f64 = 1.5;
+/// Percentage points; 10,000 picks at 25 % have a binomial sd of 0.43.
+const TOLERANCE: f64 = 2.0;
 
 struct Door {
     apps: Vec<DemoApp>,

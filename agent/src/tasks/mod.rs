@@ -10,7 +10,8 @@
 //! - [`reports`]: every `interval_ms` a report (aggregates, probe state, host
 //!   figures), aged record batches, and exits of started servers;
 //! - [`commands`]: runs the control plane's commands one at a time;
-//! - [`relay`]: posts a snapshot to a web server interface's command endpoint.
+//! - [`relay`]: posts a snapshot to a web server interface's command endpoint;
+//! - [`watch_events`]: sends what `usher watch` recorded on this host.
 
 pub mod commands;
 pub mod probes;
@@ -18,6 +19,7 @@ pub mod relay;
 pub mod reports;
 pub mod ring_state;
 pub mod rings;
+pub mod watch_events;
 
 use std::sync::Arc;
 

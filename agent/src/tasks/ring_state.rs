@@ -22,8 +22,6 @@
 //! `kill -9` the last second's drops may be counted twice (never lost).
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,9 +29,6 @@ use serde::{Deserialize, Serialize};
 
 /// The state file's name inside the spool folder.
 pub const FILE: &str = "rings.state";
-
-/// Mode of the state file (and its temporary): private to the agent.
-const PRIVATE: u32 = 0o600;
 
 /// Longest time a changed mark waits to be written.
 pub const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -145,27 +140,12 @@ impl RingState {
     /// Writes every mark to a temporary file (0600) and renames it over
     /// the state file.
     fn save(&self) -> Result<(), SaveError> {
-        let tmp = self.path.with_extension("state.tmp");
-        let err = |source| SaveError {
-            path: tmp.clone(),
-            source,
-        };
-        let text = serde_json::to_vec(&self.marks).map_err(|e| err(e.into()))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(PRIVATE)
-            .open(&tmp)
-            .map_err(err)?;
-        f.set_permissions(std::fs::Permissions::from_mode(PRIVATE))
-            .map_err(err)?;
-        f.write_all(&text).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(|source| SaveError {
+        let text = serde_json::to_vec(&self.marks).map_err(|e| SaveError {
             path: self.path.clone(),
-            source,
-        })
+            source: e.into(),
+        })?;
+        crate::util::write_private_atomically(&self.path, &text)
+            .map_err(|(path, source)| SaveError { path, source })
     }
 }
 

@@ -53,6 +53,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "PATH")]
     events_file: Option<PathBuf>,
 
+    /// Keep the running component's PID in this file (written at each
+    /// start, removed when it exits).
+    #[arg(long, value_name = "PATH")]
+    pid_file: Option<PathBuf>,
+
     /// The component's name in events and logs (default: CMD's file name).
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -68,6 +73,7 @@ pub struct WatchConfig {
     pub backoff: Backoff,
     pub stop_timeout: Duration,
     pub events_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
     pub name: String,
     pub program: OsString,
     pub args: Vec<OsString>,
@@ -103,6 +109,7 @@ impl WatchArgs {
             },
             stop_timeout: self.stop_timeout,
             events_file: self.events_file,
+            pid_file: self.pid_file,
             name,
             program,
             args: command.collect(),

@@ -16,6 +16,7 @@
 mod args;
 mod child;
 mod events;
+mod pid_file;
 mod signals;
 mod supervise;
 

@@ -14,6 +14,7 @@ use super::events::{
     EventLog, COMPONENT_DONE, COMPONENT_EXITED, COMPONENT_STARTED, COMPONENT_START_FAILED,
     WATCH_SIGNALLED,
 };
+use super::pid_file;
 use super::signals::{StopSignal, StopSignals};
 
 /// Why the loop ended.
@@ -87,7 +88,10 @@ async fn run_once(
         Some(running.pid),
         &format!("started {program} (attempt {attempt}), pid {}", running.pid),
     );
-    tokio::select! {
+    if let Some(p) = &cfg.pid_file {
+        pid_file::write(p, running.pid);
+    }
+    let run = tokio::select! {
         status = running.wait() => exited(cfg, log, &mut running, status, failures),
         sig = signals.recv() => {
             let pid = running.pid;
@@ -99,7 +103,11 @@ async fn run_once(
             );
             Run::Ended(Ended::Signalled(sig))
         }
+    };
+    if let Some(p) = &cfg.pid_file {
+        pid_file::remove(p);
     }
+    run
 }
 
 /// Records how the component exited on its own.

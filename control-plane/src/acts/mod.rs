@@ -9,6 +9,7 @@
 //! door` act on the picture through their snapshots ([`crate::views`]).
 
 pub mod engine;
+pub mod forecast;
 pub mod policy;
 mod task;
 

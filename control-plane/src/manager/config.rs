@@ -55,6 +55,16 @@ pub struct ManagerConfig {
     /// How often (seconds) the long-term values are recomputed.
     #[serde(default = "default_long_term_every_s")]
     pub long_term_every_s: u64,
+    /// How often (seconds) the predictive alerts look at the logged
+    /// figures (docs/manager.md, "Predictive alerts"); 0 switches them off.
+    #[serde(default = "default_forecast_every_s")]
+    pub forecast_every_s: u64,
+    /// The window (seconds) of logged figures a trend is fitted to.
+    #[serde(default = "default_forecast_window_s")]
+    pub forecast_window_s: u64,
+    /// Farthest (seconds) a predicted crossing may lie to be told.
+    #[serde(default = "default_forecast_horizon_s")]
+    pub forecast_horizon_s: u64,
 }
 
 fn default_interval_ms() -> u64 {
@@ -84,6 +94,15 @@ fn default_long_term_window_s() -> u64 {
 fn default_long_term_every_s() -> u64 {
     60
 }
+fn default_forecast_every_s() -> u64 {
+    30
+}
+fn default_forecast_window_s() -> u64 {
+    600
+}
+fn default_forecast_horizon_s() -> u64 {
+    3600
+}
 
 impl Default for ManagerConfig {
     fn default() -> Self {
@@ -98,6 +117,9 @@ impl Default for ManagerConfig {
             gone_after_s: default_gone_after_s(),
             long_term_window_s: default_long_term_window_s(),
             long_term_every_s: default_long_term_every_s(),
+            forecast_every_s: default_forecast_every_s(),
+            forecast_window_s: default_forecast_window_s(),
+            forecast_horizon_s: default_forecast_horizon_s(),
         }
     }
 }
@@ -131,6 +153,15 @@ impl ManagerConfig {
         }
         if !(1..=3600).contains(&self.long_term_every_s) {
             return Err("long_term_every_s: must be 1..=3600".into());
+        }
+        if self.forecast_every_s > 3600 {
+            return Err("forecast_every_s: must be 0..=3600".into());
+        }
+        if !(10..=86_400).contains(&self.forecast_window_s) {
+            return Err("forecast_window_s: must be 10..=86400".into());
+        }
+        if !(10..=7 * 86_400).contains(&self.forecast_horizon_s) {
+            return Err("forecast_horizon_s: must be 10..=604800".into());
         }
         Ok(self)
     }

@@ -200,7 +200,6 @@ impl Manager {
         lock(&self.inner.statuses).clone()
     }
 
-    /// Ids of the connected agents.
     /// Per server: users' requests and 5xx/429 answers the agents reported
     /// since the control plane started.
     pub fn request_totals(&self) -> HashMap<String, (u64, u64)> {
@@ -225,6 +224,7 @@ impl Manager {
         out
     }
 
+    /// Ids of the connected agents.
     pub fn connected_agents(&self) -> Vec<String> {
         let mut v: Vec<String> = lock(&self.inner.agents).keys().cloned().collect();
         v.sort();
@@ -332,6 +332,79 @@ impl Manager {
             .into_iter()
             .map(|(c, v)| (c.strip_prefix("server:").unwrap_or(&c).to_string(), v))
             .collect())
+    }
+
+    /// Logged samples of each `(component, metric)` in `keys` whose
+    /// interval started at or after `since_us`: (interval end in unix µs,
+    /// value), oldest first, one list per key in the order given. One read
+    /// of the logging database, by its (component, metric, time) index.
+    pub async fn series(
+        &self,
+        keys: Vec<(String, String)>,
+        since_us: u64,
+    ) -> Result<Vec<Vec<(u64, f64)>>, ManagerError> {
+        let since = since_us as i64;
+        Ok(self
+            .inner
+            .logdb
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT interval_stop_us, value FROM metric_samples
+                     WHERE component = ?1 AND metric = ?2 AND interval_start_us >= ?3
+                     ORDER BY interval_start_us",
+                )?;
+                keys.iter()
+                    .map(|(component, metric)| {
+                        st.query_map(rusqlite::params![component, metric, since], |r| {
+                            Ok((r.get::<_, i64>(0)?.max(0) as u64, r.get::<_, f64>(1)?))
+                        })?
+                        .collect::<Result<Vec<_>, _>>()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?)
+    }
+
+    /// Every agent in the logging database's agent list (connected once
+    /// and not removed), in id order.
+    pub async fn logged_agents(&self) -> Result<Vec<String>, ManagerError> {
+        Ok(self
+            .inner
+            .logdb
+            .read(|c| {
+                let mut st = c.prepare("SELECT agent_id FROM agents ORDER BY agent_id")?;
+                let rows = st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(rows)
+            })
+            .await?)
+    }
+
+    /// Names of the metrics logged for `component` since `since_us` that
+    /// start with `prefix` (e.g. a host's `disk:` figures).
+    pub async fn metric_names(
+        &self,
+        component: String,
+        prefix: String,
+        since_us: u64,
+    ) -> Result<Vec<String>, ManagerError> {
+        let since = since_us as i64;
+        Ok(self
+            .inner
+            .logdb
+            .read(move |c| {
+                let mut st = c.prepare(
+                    "SELECT DISTINCT metric FROM metric_samples
+                     WHERE component = ?1 AND substr(metric, 1, length(?2)) = ?2
+                       AND interval_start_us >= ?3",
+                )?;
+                let rows = st
+                    .query_map(rusqlite::params![component, prefix, since], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(rows)
+            })
+            .await?)
     }
 
     /// Forgets a server's remembered error share (it was just restarted:
