@@ -206,13 +206,26 @@ mod tests {
             .collect()
     }
 
-    /// When the noiseless line `a + b·t` reaches `limit`, from `last_t`.
-    fn true_eta(a: f64, b: f64, limit: f64, last_t: f64) -> f64 {
-        (limit - a) / b - last_t
-    }
-
-    fn within_20_percent(got: f64, truth: f64) -> bool {
-        (got - truth).abs() <= 0.2 * truth
+    /// The forecast for `n` samples every `every` seconds of the line
+    /// `a + b·t` with noise of amplitude `noise`, checked against the
+    /// noiseless line's true crossing of `limit` (within 20 %).
+    fn forecast_of_line(
+        n: usize,
+        every: f64,
+        seed: u64,
+        noise: f64,
+        (a, b): (f64, f64),
+        limit: f64,
+    ) -> Forecast {
+        let s = series(n, every, seed, noise, |t| a + b * t);
+        let last = s.last().map_or(0.0, |x| x.t);
+        let f = heading_for(&s, limit, &TrendRule::default()).expect("a forecast");
+        let truth = (limit - a) / b - last;
+        assert!(
+            (f.eta_secs - truth).abs() <= 0.2 * truth,
+            "{f:?} vs {truth}"
+        );
+        f
     }
 
     /// A server's load value falling toward its heavily-loaded threshold
@@ -220,12 +233,7 @@ mod tests {
     /// samples every 5 s, noise ±400 on a fall of 3000.
     #[test]
     fn falling_load_toward_the_heavy_threshold() {
-        let (a, b) = (8000.0 + 5.0 * 1000.0, -5.0);
-        let s = series(120, 5.0, 7, 400.0, |t| a + b * t);
-        let last = s.last().unwrap().t;
-        let f = heading_for(&s, 2000.0, &TrendRule::default()).expect("a forecast");
-        let truth = true_eta(a, b, 2000.0, last);
-        assert!(within_20_percent(f.eta_secs, truth), "{f:?} vs {truth}");
+        let f = forecast_of_line(120, 5.0, 7, 400.0, (8000.0 + 5.0 * 1000.0, -5.0), 2000.0);
         assert!(
             f.describe("load").contains("falling"),
             "{}",
@@ -237,36 +245,28 @@ mod tests {
     /// sampled every 10 s with ±50 MB of churn.
     #[test]
     fn disk_filling_gives_the_time_until_full() {
-        let (a, b) = (4.0e9 - 2.0e6 * 1000.0, 2.0e6);
-        let s = series(60, 10.0, 11, 5.0e7, |t| a + b * t);
-        let last = s.last().unwrap().t;
-        let f = heading_for(&s, 1.0e10, &TrendRule::default()).expect("a forecast");
-        let truth = true_eta(a, b, 1.0e10, last);
-        assert!(within_20_percent(f.eta_secs, truth), "{f:?} vs {truth}");
+        forecast_of_line(60, 10.0, 11, 5.0e7, (4.0e9 - 2.0e6 * 1000.0, 2.0e6), 1.0e10);
     }
 
     /// An error ratio rising from 0.5 % toward the manager's 5 % threshold,
     /// noisy (±0.4 points) as small windows are.
     #[test]
     fn rising_errors() {
-        let (a, b) = (0.005 - 0.00002 * 1000.0, 0.00002);
-        let s = series(120, 5.0, 23, 0.004, |t| a + b * t);
-        let last = s.last().unwrap().t;
-        let f = heading_for(&s, 0.05, &TrendRule::default()).expect("a forecast");
-        let truth = true_eta(a, b, 0.05, last);
-        assert!(within_20_percent(f.eta_secs, truth), "{f:?} vs {truth}");
+        forecast_of_line(
+            120,
+            5.0,
+            23,
+            0.004,
+            (0.005 - 0.00002 * 1000.0, 0.00002),
+            0.05,
+        );
     }
 
     /// An agent's report interval stretching from 1 s toward the 30 s
     /// after which it counts as silent.
     #[test]
     fn report_interval_stretching() {
-        let (a, b) = (1.0 - 0.03 * 1000.0, 0.03);
-        let s = series(100, 6.0, 5, 0.5, |t| a + b * t);
-        let last = s.last().unwrap().t;
-        let f = heading_for(&s, 30.0, &TrendRule::default()).expect("a forecast");
-        let truth = true_eta(a, b, 30.0, last);
-        assert!(within_20_percent(f.eta_secs, truth), "{f:?} vs {truth}");
+        forecast_of_line(100, 6.0, 5, 0.5, (1.0 - 0.03 * 1000.0, 0.03), 30.0);
     }
 
     /// Heading away, already past, beyond the horizon, too few samples or

@@ -243,6 +243,10 @@ fn counters() -> Vec<u8> {
         "in_flight": in_flight,
         "workers_applied": shared::applied(workers),
         "pid": std::process::id(),
+        // The snapshot in force (null before the first), so that `usher
+        // ctl --wsi` can build the next one from it with no control plane.
+        "snapshot": shared::read()
+            .and_then(|(_, json)| serde_json::from_slice::<serde_json::Value>(&json).ok()),
     })
     .to_string()
     .into_bytes()

@@ -58,6 +58,7 @@ impl CommandCtx {
                     let done = host::read(self.metrics.proxied_done);
                     host::read(self.metrics.proxied).saturating_sub(done)
                 },
+                snapshot: shared::load_changed(0),
             },
         )
     }

@@ -53,8 +53,10 @@ impl Reply {
     }
 }
 
-/// The counters a `GET` on the command path answers with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// The counters a `GET` on the command path answers with, and the snapshot
+/// in force (`null` before the first), so that `usher ctl --wsi` can build
+/// the next one from it with no control plane.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Counters {
     pub version: u64,
     pub records_written: u64,
@@ -68,6 +70,7 @@ pub struct Counters {
     pub proxied: u64,
     /// Of those, the ones still in flight (as of each worker's last tick).
     pub in_flight: u64,
+    pub snapshot: Option<usher_core::snapshot::Snapshot>,
 }
 
 /// True when `header` is `Bearer <token>` (compared in constant time by

@@ -17,6 +17,11 @@ pub struct CtlArgs {
     /// an https:// URL (default: the Mozilla roots compiled in).
     #[arg(long, env = "USHER_CA_FILE")]
     pub(super) ca_file: Option<PathBuf>,
+    /// Drive this WSI's command endpoint directly instead of the control
+    /// plane (e.g. http://127.0.0.1:8000/usher/command): its snapshot is
+    /// read, changed and posted back; --token-file is its command token.
+    #[arg(long, value_name = "URL")]
+    pub(super) wsi: Option<String>,
     /// Print the API's JSON answer instead of a table.
     #[arg(long, global = true)]
     pub(super) json: bool,
@@ -147,6 +152,9 @@ pub(super) enum AppCmd {
     },
     /// Remove an application (its servers and WSIs first).
     Remove { name: String },
+    /// Set the app's mode, `redirect` or `proxy` (with --wsi only: through
+    /// the control plane the mode is given when the app is added).
+    Mode { name: String, mode: String },
     /// Show the thresholds and timings the manager acts on for this app;
     /// with `--set`, change some of them (the others are kept).
     Policy {

@@ -15,6 +15,7 @@ mod output;
 mod parse;
 mod process;
 mod token;
+mod wsi;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,9 @@ enum Show {
 }
 
 fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
+    if let Some(url) = &args.wsi {
+        return wsi::run(args, url);
+    }
     let c = Client::with_ca_file(&args.url, token(args)?, args.ca_file.as_deref())?;
     Ok(match &args.what {
         What::Apps => (c.call("GET", "/apps", None)?, Show::Apps),
@@ -172,6 +176,12 @@ fn run(args: &CtlArgs) -> Result<(Value, Show), CtlError> {
                 Show::Line(format!("app {name} removed")),
             ),
             AppCmd::Policy { name, set } => (acts::policy(&c, name, set)?, Show::Policy),
+            AppCmd::Mode { name, .. } => {
+                return Err(CtlError::Local(format!(
+                    "app mode {name}: only with --wsi (through the control plane the mode \
+                     is given when the app is added: app add --mode)"
+                )))
+            }
         },
         What::Server(cmd) => match cmd {
             ServerCmd::Enable { name } => (

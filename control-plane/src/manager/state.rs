@@ -371,13 +371,7 @@ impl Manager {
         Ok(self
             .inner
             .logdb
-            .read(|c| {
-                let mut st = c.prepare("SELECT agent_id FROM agents ORDER BY agent_id")?;
-                let rows = st
-                    .query_map([], |r| r.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
-                Ok(rows)
-            })
+            .read(|c| texts(c, "SELECT agent_id FROM agents ORDER BY agent_id", []))
             .await?)
     }
 
@@ -394,15 +388,13 @@ impl Manager {
             .inner
             .logdb
             .read(move |c| {
-                let mut st = c.prepare(
+                texts(
+                    c,
                     "SELECT DISTINCT metric FROM metric_samples
                      WHERE component = ?1 AND substr(metric, 1, length(?2)) = ?2
                        AND interval_start_us >= ?3",
-                )?;
-                let rows = st
-                    .query_map(rusqlite::params![component, prefix, since], |r| r.get(0))?
-                    .collect::<Result<Vec<String>, _>>()?;
-                Ok(rows)
+                    rusqlite::params![component, prefix, since],
+                )
             })
             .await?)
     }
@@ -419,6 +411,17 @@ impl Manager {
     pub fn wake(&self) {
         self.inner.wake.notify_one();
     }
+}
+
+/// The first column of every row `sql` returns, as text.
+fn texts(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<String>> {
+    let mut st = c.prepare(sql)?;
+    let rows = st.query_map(params, |r| r.get(0))?;
+    rows.collect()
 }
 
 #[cfg(test)]
