@@ -63,6 +63,17 @@ fn is_api_answer(r: &ureq::Response) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// A refusal with the answer's own message: its JSON `error` (what every
+/// usher endpoint sends), else the text as it came.
+pub(super) fn api_error(status: u16, r: ureq::Response) -> CtlError {
+    let text = r.into_string().unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or(text);
+    CtlError::Api { status, message }
+}
+
 /// A connection to one control plane.
 pub struct Client {
     base: String,
@@ -166,14 +177,7 @@ impl Client {
             Err(ureq::Error::Status(401, _)) => Err(CtlError::TokenRefused {
                 url: self.base.clone(),
             }),
-            Err(ureq::Error::Status(status, r)) => {
-                let text = r.into_string().unwrap_or_default();
-                let message = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-                    .unwrap_or(text);
-                Err(CtlError::Api { status, message })
-            }
+            Err(ureq::Error::Status(status, r)) => Err(api_error(status, r)),
             Err(ureq::Error::Transport(t)) => Err(CtlError::Unreachable {
                 url: self.base.clone(),
                 detail: t.to_string(),

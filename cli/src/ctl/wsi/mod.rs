@@ -19,7 +19,7 @@ use usher_core::model::AppMode;
 use usher_core::snapshot::Snapshot;
 
 use super::args::{AppCmd, CtlArgs, ServerCmd, What};
-use super::client::CtlError;
+use super::client::{api_error, CtlError};
 use super::token::read_token;
 use super::{now, Show};
 use edit::{apply, Change};
@@ -54,14 +54,7 @@ impl Endpoint {
                  usher_command_token_file in nginx, command_token in Envoy)",
                 self.url
             ))),
-            Err(ureq::Error::Status(status, r)) => {
-                let text = r.into_string().unwrap_or_default();
-                let message = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-                    .unwrap_or(text);
-                Err(CtlError::Api { status, message })
-            }
+            Err(ureq::Error::Status(status, r)) => Err(api_error(status, r)),
             Err(ureq::Error::Transport(t)) => Err(CtlError::Unreachable {
                 url: self.url.clone(),
                 detail: t.to_string(),
