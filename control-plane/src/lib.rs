@@ -13,6 +13,7 @@
 pub mod acts;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod door;
 pub mod front_door;
 pub mod live;

@@ -167,6 +167,9 @@ pub async fn run(config_path: &Path) -> Result<(), RunError> {
         metrics_public: config.metrics_public,
         push_status,
         front_doors,
+        sessions: crate::console::Sessions::default(),
+        acks: crate::console::alerts::Acks::default(),
+        tls: config.tls.is_some(),
     };
     let routes = channel.or(api::routes(state));
     let admin_err = |source| RunError::Admin {

@@ -35,6 +35,12 @@ pub struct AppState {
     pub push_status: PushStatus,
     /// Fleet generation the built-in front doors have applied.
     pub front_doors: watch::Receiver<u64>,
+    /// Signed-in consoles (`crate::console`).
+    pub sessions: crate::console::Sessions,
+    /// Alerts the consoles acknowledged.
+    pub acks: crate::console::alerts::Acks,
+    /// The admin listener serves TLS (console cookies get `Secure`).
+    pub tls: bool,
 }
 
 impl AppState {

@@ -84,6 +84,15 @@ impl Envoy {
         r.json()
     }
 
+    /// The version every worker applied, when the filter's roll of
+    /// workers (`workers_applied` in the command GET) lists at least two
+    /// (`--concurrency 2`) and they all agree; `None` otherwise. Envoy may
+    /// route every test connection to one worker, so answers alone cannot
+    /// show that each worker took a change.
+    pub fn all_workers_applied(&self) -> Option<u64> {
+        workers_agree(&self.counters())
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -273,4 +282,16 @@ pub fn start_envoy(dir: &Path, spec: &EnvoySpec) -> Envoy {
         proc,
         log,
     }
+}
+
+/// The version every worker applied according to a command `GET` answer
+/// `c`, when its roll lists at least two workers and they all agree.
+pub fn workers_agree(c: &serde_json::Value) -> Option<u64> {
+    let versions: Vec<u64> = c["workers_applied"]
+        .as_array()?
+        .iter()
+        .filter_map(|w| w["version"].as_u64())
+        .collect();
+    let first = *versions.first()?;
+    (versions.len() >= 2 && versions.iter().all(|v| *v == first)).then_some(first)
 }

@@ -30,6 +30,7 @@ pub mod recorder;
 pub mod setup;
 pub mod stand_ins;
 pub mod usher_door;
+pub mod webdriver;
 pub mod wire;
 
 pub use self::{

@@ -5,31 +5,42 @@
 //! (`--concurrency 2`) within 1 s, and both keep serving on the last
 //! snapshot when the control plane stops.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use usher_integration::envoy::*;
 use usher_integration::{eventually, free_port, fresh_get, fresh_get_worker, ControlPlane};
 
-/// Polls `url` on fresh connections until `streak` answers in a row pass
-/// `ok`, from at least two workers; returns when that streak ended.
-fn all_workers(url: &str, started: Instant, ok: impl Fn(u16, Option<&str>) -> bool) -> Duration {
-    let (mut streak, mut workers) = (0, BTreeSet::new());
-    while started.elapsed() < Duration::from_secs(5) {
+/// Waits until every worker of `envoy` (its roll, `workers_applied`)
+/// applied the snapshot in force and that snapshot passes `has` (the
+/// control plane may push others meanwhile), then polls `url` on fresh
+/// connections: 30 answers must pass `ok`. Returns the time every worker
+/// took.
+fn all_workers(
+    envoy: &Envoy,
+    has: impl Fn(&Value) -> bool,
+    url: &str,
+    started: Instant,
+    ok: impl Fn(u16, Option<&str>) -> bool,
+) -> Duration {
+    let mut last = Value::Null;
+    let applied = eventually(Duration::from_secs(5), || {
+        last = envoy.counters();
+        workers_agree(&last) == last["version"].as_u64() && has(&last["snapshot"])
+    });
+    assert!(
+        applied.is_some(),
+        "change not applied by every worker within 5 s: {last}"
+    );
+    let took = started.elapsed();
+    for _ in 0..30 {
         let (status, location, worker) = fresh_get_worker(url);
-        if ok(status, location.as_deref()) {
-            streak += 1;
-            workers.extend(worker);
-            if streak >= 30 && workers.len() >= 2 {
-                return started.elapsed();
-            }
-        } else {
-            streak = 0;
-            workers.clear();
-        }
+        assert!(
+            ok(status, location.as_deref()),
+            "worker {worker:?} answered {status} {location:?} after every worker applied"
+        );
     }
-    panic!("change not seen on every worker within 5 s (workers {workers:?})");
+    took
 }
 
 #[test]
@@ -101,7 +112,8 @@ fn a_change_made_with_usher_ctl_reaches_every_envoy_worker_within_a_second() {
         String::from_utf8_lossy(&out.stderr)
     );
     let want = format!("{}/", app_b.url());
-    let took = all_workers(&server.url("/"), t, |status, loc| {
+    let redirected = |s: &Value| s["orders"]["redirect"]["target"].is_string();
+    let took = all_workers(&server, redirected, &server.url("/"), t, |status, loc| {
         status == 302 && loc == Some(want.as_str())
     });
     assert!(
@@ -119,7 +131,10 @@ fn a_change_made_with_usher_ctl_reaches_every_envoy_worker_within_a_second() {
     // the sorry page.
     let t = Instant::now();
     assert!(cp.ctl(&["app", "disable", "shop"]).status.success());
-    let took = all_workers(&door.url("/"), t, |status, _| status == 503);
+    let disabled = |s: &Value| s["apps"][0]["enabled"] == false;
+    let took = all_workers(&door, disabled, &door.url("/"), t, |status, _| {
+        status == 503
+    });
     assert!(
         took < Duration::from_secs(1),
         "disable applied by every worker after {took:?}"

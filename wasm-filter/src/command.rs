@@ -59,6 +59,7 @@ impl CommandCtx {
                     host::read(self.metrics.proxied).saturating_sub(done)
                 },
                 snapshot: shared::load_changed(0),
+                workers_applied: shared::workers(now_ms()),
             },
         )
     }

@@ -22,6 +22,7 @@ pub mod fields;
 pub mod protocol;
 pub mod records;
 pub mod rng;
+pub mod roll;
 pub mod view;
 
 #[cfg(target_arch = "wasm32")]

@@ -71,6 +71,9 @@ pub struct Counters {
     /// Of those, the ones still in flight (as of each worker's last tick).
     pub in_flight: u64,
     pub snapshot: Option<usher_core::snapshot::Snapshot>,
+    /// Each worker heard from in the last few seconds, with the version it
+    /// applied (`roll`).
+    pub workers_applied: Vec<crate::roll::Entry>,
 }
 
 /// True when `header` is `Bearer <token>` (compared in constant time by

@@ -17,6 +17,7 @@ use crate::config::{self, Role};
 use crate::interceptor::InterceptorCtx;
 use crate::records::RecordBuffer;
 use crate::rng::Rng;
+use crate::roll;
 use crate::server::ServerCtx;
 use crate::view::View;
 use crate::worker::{Metrics, Shared, Worker};
@@ -34,6 +35,8 @@ pub struct Root {
     metrics: Metrics,
     tick_ms: u64,
     since_snapshot_ms: u64,
+    /// Unix ms when this worker last wrote its line in the roll (`roll`).
+    reported_ms: u64,
     agent_failing: bool,
     /// The unknown-`agent_cluster` error was logged (once per worker).
     told_no_cluster: bool,
@@ -47,6 +50,7 @@ pub fn new_root(context_id: u32) -> Box<dyn RootContext> {
         metrics: Metrics::default(),
         tick_ms: 0,
         since_snapshot_ms: 0,
+        reported_ms: 0,
         agent_failing: false,
         told_no_cluster: false,
     })
@@ -55,17 +59,28 @@ pub fn new_root(context_id: u32) -> Box<dyn RootContext> {
 impl Root {
     /// Loads the published snapshot into this worker's view when its version
     /// changed (normally a newer one).
-    fn refresh(&mut self, worker: &Shared) {
+    /// Then, from a tick, writes this worker's line in the roll of workers
+    /// when the version changed or the heartbeat is due (only from a tick:
+    /// a root context that never ticks, like the main thread's, must not
+    /// be listed as a worker that lags behind).
+    fn refresh(&mut self, worker: &Shared, ticking: bool) {
         let applied = worker.borrow().view.version;
-        if shared::current_version() == applied {
-            return;
+        let now_ms = host::now_us() / 1000;
+        let mut changed = false;
+        if shared::current_version() != applied {
+            if let Some(snap) = shared::load_changed(applied) {
+                let mut w = worker.borrow_mut();
+                let mut view = View::from_snapshot(&w.settings, &snap, now_ms as f64 / 1e3);
+                view.carry_over(&w.view);
+                w.view = view;
+                info!("worker {} applied snapshot {}", w.id, snap.version);
+                changed = true;
+            }
         }
-        if let Some(snap) = shared::load_changed(applied) {
-            let mut w = worker.borrow_mut();
-            let mut view = View::from_snapshot(&w.settings, &snap, host::now_us() as f64 / 1e6);
-            view.carry_over(&w.view);
-            w.view = view;
-            info!("worker {} applied snapshot {}", w.id, snap.version);
+        if ticking && (changed || now_ms.saturating_sub(self.reported_ms) >= roll::HEARTBEAT_MS) {
+            let w = worker.borrow();
+            shared::report_applied(&w.id, w.view.version, now_ms);
+            self.reported_ms = now_ms;
         }
     }
 
@@ -188,7 +203,7 @@ impl RootContext for Root {
             id,
         }));
         if worker.borrow().settings.role != Role::Command {
-            self.refresh(&worker);
+            self.refresh(&worker, false);
         }
         self.worker = Some(worker);
         true
@@ -201,7 +216,7 @@ impl RootContext for Root {
         self.since_snapshot_ms += self.tick_ms;
         if self.since_snapshot_ms >= SNAPSHOT_EVERY_MS {
             self.since_snapshot_ms = 0;
-            self.refresh(&worker);
+            self.refresh(&worker, true);
         }
         self.flush(&worker);
         self.publish_counts(&worker);

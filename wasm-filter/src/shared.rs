@@ -13,6 +13,7 @@ use crate::host;
 use crate::protocol::{
     decode_stored, encode_stored, parse_version, stored_version, SNAPSHOT_KEY, VERSION_KEY,
 };
+use crate::roll::{self, WORKERS_KEY};
 
 /// Attempts before giving up on a compare-and-swap race.
 const CAS_ATTEMPTS: usize = 16;
@@ -112,5 +113,29 @@ pub fn load_changed(applied: u64) -> Option<Snapshot> {
             warn!("stored snapshot unreadable, keeping version {applied}: {e}");
             None
         }
+    }
+}
+
+/// Writes this worker's line in the roll (`roll`): it applied `version`.
+/// A lost race is retried; a failure only costs a stale line until the
+/// next heartbeat.
+pub fn report_applied(worker: &str, version: u64, now_ms: u64) {
+    for _ in 0..CAS_ATTEMPTS {
+        let (old, cas) = host::shared_get(WORKERS_KEY);
+        let new = roll::with(old.as_deref().unwrap_or_default(), worker, version, now_ms);
+        match host::shared_set(WORKERS_KEY, &new, cas) {
+            Err(Status::CasMismatch) => continue,
+            Err(e) => warn!("cannot write {WORKERS_KEY}: {e:?}"),
+            Ok(()) => {}
+        }
+        return;
+    }
+}
+
+/// The workers heard from lately, with the version each applied.
+pub fn workers(now_ms: u64) -> Vec<roll::Entry> {
+    match host::shared_get(WORKERS_KEY) {
+        (Some(bytes), _) => roll::listed(&bytes, now_ms),
+        _ => Vec::new(),
     }
 }

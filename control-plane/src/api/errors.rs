@@ -24,6 +24,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("missing or wrong token: send `Authorization: Bearer <token>` (the token is in <data_dir>/admin.token)")]
     Unauthorized,
+    /// Signed in, but the request may not go through (CSRF, Origin).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +132,7 @@ pub async fn recover(r: warp::Rejection) -> Result<Response, Infallible> {
     if let Some(e) = r.find::<ApiError>() {
         let e = match e {
             ApiError::Unauthorized => ApiError::Unauthorized,
+            ApiError::Forbidden(why) => ApiError::Forbidden(why.clone()),
             other => ApiError::Internal(other.to_string()),
         };
         return Ok(e.into_response());

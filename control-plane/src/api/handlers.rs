@@ -60,7 +60,7 @@ pub async fn list_apps(st: AppState) -> Answer {
 
 /// An app as the API shows it: its configuration and whether the manager
 /// judges it swamped (`swamped`: why, or `null`).
-fn app_out(app: &crate::model::App, live: &crate::live::Live) -> serde_json::Value {
+pub(crate) fn app_out(app: &crate::model::App, live: &crate::live::Live) -> serde_json::Value {
     let mut v = serde_json::to_value(app).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("swamped".into(), serde_json::json!(live.swamped(&app.name)));

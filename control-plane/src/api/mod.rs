@@ -4,7 +4,7 @@
 mod acts;
 pub mod agents;
 mod errors;
-mod handlers;
+pub(crate) mod handlers;
 mod index;
 pub mod log;
 pub(crate) mod models;

@@ -1,5 +1,5 @@
 //! The admin API's routes (warp filters). Every `/api/v1` route needs the
-//! bearer token; `/healthz` does not; `/metrics` does unless
+//! bearer token (or a signed-in console: `crate::console::guard`); `/healthz` does not; `/metrics` does unless
 //! `[control] metrics_public = true`.
 
 use warp::reply::Response;
@@ -14,10 +14,6 @@ fn with_state(
     st: AppState,
 ) -> impl Filter<Extract = (AppState,), Error = std::convert::Infallible> + Clone {
     warp::any().map(move || st.clone())
-}
-
-fn auth(st: AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    token_unless(st, false)
 }
 
 /// The admin token, unless `open` (`GET /metrics` with
@@ -264,7 +260,7 @@ pub fn routes(
 
     let api = warp::path("api")
         .and(warp::path("v1"))
-        .and(auth(st.clone()))
+        .and(crate::console::guard::admin_or_session(st.clone()))
         .and(
             apps.or(servers)
                 .unify()
@@ -294,6 +290,8 @@ pub fn routes(
 
     healthz
         .or(metrics)
+        .unify()
+        .or(crate::console::routes(st.clone()))
         .unify()
         .or(api)
         .unify()

@@ -161,6 +161,26 @@ pub async fn events(m: Manager, q: LogQuery) -> Result<Response, ApiError> {
     Ok(json(&select(&m, sql, w.binds, EventRow::from_row).await?))
 }
 
+/// The newest `limit` events, newest first (the console's live feed).
+pub async fn latest_events(m: &Manager, limit: u32) -> Result<Vec<EventRow>, ApiError> {
+    select_events(m, String::new(), Vec::new(), limit).await
+}
+
+/// The newest `limit` events that pass `filter` (`WHERE ...` with `?`
+/// marks for `binds`, or empty), newest first.
+pub async fn select_events(
+    m: &Manager,
+    filter: String,
+    binds: Vec<Value>,
+    limit: u32,
+) -> Result<Vec<EventRow>, ApiError> {
+    let sql = format!(
+        "SELECT {} FROM events {filter} ORDER BY time_occurred_us DESC, id DESC LIMIT {limit}",
+        EventRow::COLUMNS
+    );
+    select(m, sql, binds, EventRow::from_row).await
+}
+
 /// `GET /api/v1/requests`: logged requests, newest first, probes hidden
 /// unless `probes=true`.
 pub async fn requests(m: Manager, q: LogQuery) -> Result<Response, ApiError> {

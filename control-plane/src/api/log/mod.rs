@@ -15,6 +15,8 @@ mod query;
 mod routes;
 mod sql;
 
+pub use handlers::{latest_events, select_events};
+pub use models::EventRow;
 pub use routes::{areas, log_routes, AuthCheck};
 
 #[cfg(test)]
