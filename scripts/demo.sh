@@ -282,8 +282,8 @@ usher demo is running (logs in $logs, PIDs in $run):
   web servers:  a http://127.0.0.1:$((base + 1))/  b http://127.0.0.1:$((base + 2))/  c http://127.0.0.1:$((base + 3))/
                 (nginx + usher module in front of usher-demo-app with 2, 5 and 8 workers
                 on 127.0.0.1:$((base + 1001)), $((base + 1002)), $((base + 1003)); capacities 2, 5, 8)
-  console:      http://127.0.0.1:$admin/console/  (sign in with the token in $demo/var/admin.token)
-  admin API:    http://127.0.0.1:$admin/api/v1/  (same token)
+  console:      http://127.0.0.1:$admin/console/  (sign in with the admin token, file below)
+  admin API:    http://127.0.0.1:$admin/api/v1/  (token in $demo/var/admin.token)
   agent:        usher agent (config $demo/agent.toml): rings, probes, host figures
 
 Set up this shell for usher ctl (it reads USHER_URL and USHER_TOKEN):
